@@ -1,0 +1,1 @@
+// Placeholder: the Model lands with the format reader.
