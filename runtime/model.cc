@@ -1,1 +1,194 @@
-// Placeholder: the Model lands with the format reader.
+#include "runtime/recur.hpp"
+
+#include <algorithm>
+
+#include "formats/block_tensors.h"
+#include "formats/recur_file.h"
+#include "ops/convert.h"
+#include "runtime/blocks/block.h"
+
+namespace recur {
+namespace {
+
+// Prefill chunk length the scratch arena is sized for (Mamba-2's default SSD chunk).
+constexpr size_t kDefaultPrefillChunk = 256;
+
+std::string DimsString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+ops::WeightView ViewOf(const TensorView& t) {
+  ops::WeightView w;
+  switch (t.dtype) {
+    case DType::kF16: w.type = ops::WeightType::kF16; break;
+    case DType::kBF16: w.type = ops::WeightType::kBF16; break;
+    case DType::kQ8_0: w.type = ops::WeightType::kQ8_0; break;
+    default: w.type = ops::WeightType::kF32; break;
+  }
+  w.data = t.data;
+  w.scales = t.scales;
+  w.scale_type = t.scale_dtype == DType::kF32 ? ops::ScaleType::kF32 : ops::ScaleType::kF16;
+  w.cols = t.rank == 0 ? 1 : static_cast<size_t>(t.shape[t.rank - 1]);
+  w.rows = w.cols == 0 ? 0 : static_cast<size_t>(t.numel()) / w.cols;
+  return w;
+}
+
+// Every tensor the layers read must be in the file, shaped as the spec says, in a dtype the
+// kernels take: weight matrices in f32/f16/bf16/q8_0, everything else in f32 or f64.
+Status CheckTensors(const RecurFile& file) {
+  RECUR_ASSIGN_OR_RETURN(std::vector<ExpectedTensor> expected, ExpectedTensors(file.model()));
+  for (const ExpectedTensor& e : expected) {
+    const TensorView* t = file.Find(e.name);
+    if (t == nullptr) {
+      if (e.optional) continue;
+      return NotFound(file.path() + ": tensor '" + e.name + "' " + DimsString(e.shape) +
+                      " is missing");
+    }
+    std::vector<int64_t> shape(t->shape, t->shape + t->rank);
+    if (shape != e.shape) {
+      return Corrupt(file.path() + ": tensor '" + e.name + "' has shape " + t->ShapeString() +
+                     ", the model's spec needs " + DimsString(e.shape));
+    }
+    const bool float_matrix = t->dtype == DType::kF32 || t->dtype == DType::kF16 ||
+                              t->dtype == DType::kBF16 || t->dtype == DType::kQ8_0;
+    const bool ok = e.matrix ? float_matrix : (t->dtype == DType::kF32 || t->dtype == DType::kF64);
+    if (!ok) {
+      return Unsupported(file.path() + ": tensor '" + e.name + "' is " +
+                         std::string(DTypeName(t->dtype)) + "; " +
+                         (e.matrix ? "weight matrices must be f32, f16, bf16 or q8_0"
+                                   : "this parameter must be f32 or f64"));
+    }
+  }
+  return Status::Ok();
+}
+
+std::string TokenizerSummary(const fb::Model& m) {
+  const fb::Tokenizer* t = m.tokenizer();
+  if (t == nullptr || t->kind() == fb::TokenizerKind::None) return "none";
+  std::string s = t->kind() == fb::TokenizerKind::Bytes ? "bytes" : "bpe";
+  const size_t tokens = t->tokens() ? t->tokens()->size() : 0;
+  const size_t merges = t->merges() ? t->merges()->size() : 0;
+  if (tokens || merges) {
+    s += " (" + std::to_string(tokens) + " tokens";
+    if (t->kind() == fb::TokenizerKind::BPE) s += ", " + std::to_string(merges) + " merges";
+    s += ")";
+  }
+  return s;
+}
+
+}  // namespace
+
+Model::~Model() = default;
+
+Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
+                                                 const ModelParams& params) {
+  if (params.n_threads < 0) return InvalidArgument("n_threads must be 0 (all cores) or positive");
+  RECUR_ASSIGN_OR_RETURN(auto file, RecurFile::Open(path, OpenOptions{.use_mmap = params.use_mmap}));
+  RECUR_RETURN_IF_ERROR(CheckTensors(*file));
+
+  std::shared_ptr<Model> model(new Model());
+  model->file_ = file;
+  model->params_ = params;
+  const fb::Model& m = file->model();
+  ModelInfo& info = model->info_;
+  info.path = path;
+  info.architecture = m.architecture()->str();
+  info.format_version = m.format_version();
+  info.d_model = m.d_model();
+  info.vocab_size = m.vocab_size();
+  info.input = m.input_kind() == fb::InputKind::Tokens
+                   ? "tokens (vocab " + std::to_string(m.vocab_size()) + ")"
+                   : "frames of " + std::to_string(m.input_size()) + " features";
+  info.output = m.output_kind() == fb::OutputKind::Logits
+                    ? "logits (vocab " + std::to_string(m.vocab_size()) + ")"
+                    : "features (" + std::to_string(m.output_size()) + ")";
+  info.tokenizer = TokenizerSummary(m);
+  info.file_bytes = file->file_size();
+  info.mapped = file->mapped();
+  info.prefill_chunk = kDefaultPrefillChunk;
+  if (const auto* md = m.metadata()) {
+    for (const fb::KeyValue* kv : *md) {
+      info.metadata[kv->key()->str()] = kv->value() ? kv->value()->str() : "";
+    }
+  }
+
+  for (const TensorView& t : file->tensors()) {
+    TensorInfo ti;
+    ti.name = std::string(t.name);
+    ti.dtype = std::string(DTypeName(t.dtype));
+    ti.shape.assign(t.shape, t.shape + t.rank);
+    ti.numel = t.numel();
+    ti.bytes = t.total_bytes();
+    ti.data = t.data;
+    info.params += static_cast<uint64_t>(ti.numel);
+    info.bytes_by_dtype[ti.dtype] += ti.bytes;
+    model->tensors_.push_back(std::move(ti));
+  }
+
+  // The residual stream and the logits (or features) live in the session too.
+  const size_t out = m.output_kind() == fb::OutputKind::Logits ? m.vocab_size() : m.output_size();
+  const size_t io_floats = 2 * static_cast<size_t>(m.d_model()) + out;
+  info.scratch_bytes_step = io_floats * sizeof(float);
+  info.scratch_bytes_prefill = io_floats * info.prefill_chunk * sizeof(float);
+  if (const auto* layers = m.layers()) {
+    size_t max_step = 0, max_prefill = 0;
+    for (uint32_t i = 0; i < layers->size(); ++i) {
+      const fb::Layer& layer = *layers->Get(i);
+      LayerInfo li;
+      li.kind = BlockKindName(layer.block_type());
+      li.summary = DescribeLayer(layer);
+      const LayerPlan step = PlanLayer(m, layer, 1);
+      const LayerPlan prefill = PlanLayer(m, layer, info.prefill_chunk);
+      li.state_bytes = step.state_bytes;
+      li.runnable = false;  // Set by the family issues as each block's Step lands.
+      const std::string prefix = "layers." + std::to_string(i) + ".";
+      for (const TensorInfo& t : model->tensors_) {
+        if (t.name.compare(0, prefix.size(), prefix) == 0) li.params += static_cast<uint64_t>(t.numel);
+      }
+      info.state_bytes += step.state_bytes;
+      max_step = std::max(max_step, step.scratch_bytes);
+      max_prefill = std::max(max_prefill, prefill.scratch_bytes);
+      info.layers.push_back(std::move(li));
+    }
+    // Layers run one after another, so the arena holds the largest layer's scratch.
+    info.scratch_bytes_step += max_step;
+    info.scratch_bytes_prefill += max_prefill;
+  }
+  return std::shared_ptr<const Model>(std::move(model));
+}
+
+const TensorInfo* Model::FindTensor(const std::string& name) const {
+  for (const TensorInfo& t : tensors_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+Status Model::TensorToF32(const std::string& name, std::vector<float>* out) const {
+  const TensorView* t = file_->Find(name);
+  if (t == nullptr) return NotFound(info_.path + ": no tensor '" + name + "'");
+  const size_t n = static_cast<size_t>(t->numel());
+  out->resize(n);
+  switch (t->dtype) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0: {
+      const ops::WeightView w = ViewOf(*t);
+      for (size_t r = 0; r < w.rows; ++r) ops::DequantizeRow(w, r, out->data() + r * w.cols);
+      return Status::Ok();
+    }
+    case DType::kF64: {
+      const auto* d = reinterpret_cast<const double*>(t->data);
+      for (size_t i = 0; i < n; ++i) (*out)[i] = static_cast<float>(d[i]);
+      return Status::Ok();
+    }
+    default:
+      return InvalidArgument("tensor '" + name + "' holds " + std::string(DTypeName(t->dtype)) +
+                             " integers, not numbers to decode");
+  }
+}
+
+}  // namespace recur
