@@ -6,6 +6,8 @@
 #include "formats/recur_file.h"
 #include "ops/convert.h"
 #include "runtime/blocks/block.h"
+#include "runtime/model_runtime.h"
+#include "runtime/threads.h"
 
 namespace recur {
 namespace {
@@ -17,22 +19,6 @@ std::string DimsString(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
-}
-
-ops::WeightView ViewOf(const TensorView& t) {
-  ops::WeightView w;
-  switch (t.dtype) {
-    case DType::kF16: w.type = ops::WeightType::kF16; break;
-    case DType::kBF16: w.type = ops::WeightType::kBF16; break;
-    case DType::kQ8_0: w.type = ops::WeightType::kQ8_0; break;
-    default: w.type = ops::WeightType::kF32; break;
-  }
-  w.data = t.data;
-  w.scales = t.scales;
-  w.scale_type = t.scale_dtype == DType::kF32 ? ops::ScaleType::kF32 : ops::ScaleType::kF16;
-  w.cols = t.rank == 0 ? 1 : static_cast<size_t>(t.shape[t.rank - 1]);
-  w.rows = w.cols == 0 ? 0 : static_cast<size_t>(t.numel()) / w.cols;
-  return w;
 }
 
 // Every tensor the layers read must be in the file, shaped as the spec says, in a dtype the
@@ -80,7 +66,72 @@ std::string TokenizerSummary(const fb::Model& m) {
 
 }  // namespace
 
+Model::Model() = default;
 Model::~Model() = default;
+
+int Model::n_threads() const { return rt_ ? rt_->threads.size() : 1; }
+
+const float* NormWeights::Find(const RecurFile& file, const std::string& name) {
+  const TensorView* t = file.Find(name);
+  return t != nullptr && t->dtype == DType::kF32 ? reinterpret_cast<const float*>(t->data) : nullptr;
+}
+
+Status Model::Build() {
+  const fb::Model& m = file_->model();
+  rt_ = std::make_unique<Runtime>(params_.n_threads);
+  rt_->d_model = static_cast<size_t>(m.d_model());
+  rt_->chunk = info_.prefill_chunk;
+  if (m.input_kind() == fb::InputKind::Tokens) {
+    RECUR_ASSIGN_OR_RETURN(const TensorView* embed, file_->Require("embed.weight"));
+    rt_->embed = WeightViewOf(*embed);
+  } else {
+    RECUR_ASSIGN_OR_RETURN(const TensorView* in, file_->Require("input_proj.weight"));
+    rt_->input_proj = WeightViewOf(*in);
+    rt_->input_bias = NormWeights::Find(*file_, "input_proj.bias");
+  }
+  if (m.output_kind() == fb::OutputKind::Logits) {
+    if (m.tie_embeddings()) {
+      rt_->head = rt_->embed;
+    } else {
+      RECUR_ASSIGN_OR_RETURN(const TensorView* head, file_->Require("head.weight"));
+      rt_->head = WeightViewOf(*head);
+    }
+  } else {
+    RECUR_ASSIGN_OR_RETURN(const TensorView* out, file_->Require("output_proj.weight"));
+    rt_->head = WeightViewOf(*out);
+    rt_->head_bias = NormWeights::Find(*file_, "output_proj.bias");
+  }
+  rt_->final_norm = {m.final_norm(), m.final_norm_eps(), NormWeights::Find(*file_, "norm_f.weight"),
+                     NormWeights::Find(*file_, "norm_f.bias")};
+  const auto* layers = m.layers();
+  const uint32_t n_layers = layers ? layers->size() : 0;
+  size_t state_floats = 0, scratch_floats = 0;
+  for (uint32_t i = 0; i < n_layers; ++i) {
+    const fb::Layer& layer = *layers->Get(i);
+    LayerContext ctx{*file_, m, layer, static_cast<int>(i), "layers." + std::to_string(i) + "."};
+    auto block = MakeBlock(ctx);
+    if (!block.ok()) {
+      runnable_ = block.status();
+      rt_.reset();
+      return Status::Ok();  // Still a model to inspect.
+    }
+    Runtime::Layer l;
+    l.norm = {layer.norm(), layer.norm_eps(), NormWeights::Find(*file_, ctx.prefix + "norm.weight"),
+              NormWeights::Find(*file_, ctx.prefix + "norm.bias")};
+    l.residual = layer.residual();
+    l.state_offset = state_floats;
+    const LayerPlan step = (*block)->Plan(1), prefill = (*block)->Plan(rt_->chunk);
+    // Each layer's state starts on a 64-byte boundary so SIMD loads of it are aligned.
+    state_floats += (step.state_bytes / sizeof(float) + 15) / 16 * 16;
+    scratch_floats = std::max({scratch_floats, (step.scratch_bytes + 3) / 4, (prefill.scratch_bytes + 3) / 4});
+    l.block = std::move(block).value();
+    rt_->layers.push_back(std::move(l));
+    info_.layers[i].runnable = true;
+  }
+  rt_->state_floats = state_floats;
+  rt_->scratch_floats = (scratch_floats + 15) / 16 * 16;
+  return Status::Ok();
+}
 
 Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
                                                  const ModelParams& params) {
@@ -156,6 +207,7 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
     info.scratch_bytes_step += max_step;
     info.scratch_bytes_prefill += max_prefill;
   }
+  RECUR_RETURN_IF_ERROR(model->Build());
   return std::shared_ptr<const Model>(std::move(model));
 }
 
@@ -176,7 +228,7 @@ Status Model::TensorToF32(const std::string& name, std::vector<float>* out) cons
     case DType::kF16:
     case DType::kBF16:
     case DType::kQ8_0: {
-      const ops::WeightView w = ViewOf(*t);
+      const ops::WeightView w = WeightViewOf(*t);
       for (size_t r = 0; r < w.rows; ++r) ops::DequantizeRow(w, r, out->data() + r * w.cols);
       return Status::Ok();
     }

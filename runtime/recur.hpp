@@ -15,6 +15,9 @@
 namespace recur {
 
 class RecurFile;
+class Block;
+class Threads;
+class Session;
 
 struct ModelParams {
   int n_threads = 0;     // 0: every core available to the process.
@@ -74,12 +77,66 @@ class Model {
   // A copy of tensor `name` as f32 (bf16, f16 and q8_0 decoded); refuses integer tensors.
   Status TensorToF32(const std::string& name, std::vector<float>* out) const;
 
+  // Ok when every layer's block runs in this build; else Unsupported naming the first that does
+  // not (such a model can still be inspected and dumped).
+  const Status& runnable() const { return runnable_; }
+  int n_threads() const;
+
  private:
-  Model() = default;
+  friend class Session;
+  struct Runtime;  // Blocks, norms, head: what sessions run.
+  Model();
+  Status Build();
+
   std::shared_ptr<const RecurFile> file_;
   ModelParams params_;
   ModelInfo info_;
   std::vector<TensorInfo> tensors_;
+  Status runnable_;
+  std::unique_ptr<Runtime> rt_;
+};
+
+// One stream through a model: one contiguous state block, one scratch arena, a position.
+// Calls on one session must not overlap; different sessions of a model may run concurrently.
+// Step and prefill do no heap allocation.
+class Session {
+ public:
+  ~Session();
+  static Result<std::unique_ptr<Session>> Create(std::shared_ptr<const Model> model);
+
+  // Feeds one token; *logits points at vocab_size floats, valid until the next call.
+  Status StepToken(int32_t token, const float** logits);
+  // Feeds `n` tokens with each block's chunked form. *last_logits (if non-null) receives the
+  // logits after the last token; all_logits (if non-null) receives [n, vocab_size] logits.
+  Status PrefillTokens(const int32_t* tokens, size_t n, const float** last_logits,
+                       float* all_logits = nullptr);
+  // Feeds one feature frame (input_size floats); *out points at output_size floats.
+  Status StepFrame(const float* in, const float** out);
+  // Back to the start of a stream (zero state, position 0).
+  void Reset();
+
+  int64_t position() const { return position_; }
+  size_t state_bytes() const;
+  const float* state() const { return state_; }
+  const Model& model() const { return *model_; }
+
+ private:
+  Session() = default;
+  Status CheckToken(int32_t token) const;
+  // Runs `tokens` rows of resid_ through every layer and the final norm (into normed_).
+  void RunLayers(size_t tokens, bool step);
+  void Head(const float* normed, float* out) const;
+
+  std::shared_ptr<const Model> model_;
+  float* state_ = nullptr;    // One allocation: every layer's state, then the scratch arena.
+  size_t state_floats_ = 0;
+  float* resid_ = nullptr;    // [chunk, d_model]
+  float* normed_ = nullptr;   // [chunk, d_model]
+  float* mixed_ = nullptr;    // [chunk, d_model]
+  float* out_ = nullptr;      // [output size]
+  float* scratch_ = nullptr;  // The largest layer's scratch for a chunk.
+  void* arena_ = nullptr;
+  int64_t position_ = 0;
 };
 
 }  // namespace recur
