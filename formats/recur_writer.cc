@@ -92,7 +92,7 @@ Status RecurWriter::AddTensor(std::string name, DType dtype, std::vector<int64_t
 Status RecurWriter::AddTensorFromMemory(std::string name, DType dtype, std::vector<int64_t> shape,
                                         const void* data) {
   return AddTensor(std::move(name), dtype, std::move(shape), [data](std::span<std::byte> out) {
-    std::memcpy(out.data(), data, out.size());
+    if (!out.empty()) std::memcpy(out.data(), data, out.size());
     return Status::Ok();
   });
 }
