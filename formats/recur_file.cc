@@ -191,7 +191,10 @@ Status RecurFile::Validate() {
     v.rank = static_cast<int>(rank);
     uint64_t numel = 1;
     for (uint32_t d = 0; d < rank; ++d) {
-      const int64_t dim = shape->Get(d);
+      // flatbuffers 2.0.8's verifier checks a vector's length field but not that 8-byte
+      // elements are 8-byte aligned, so a damaged file can misalign them: copy, don't load.
+      int64_t dim;
+      std::memcpy(&dim, shape->Data() + d * sizeof(int64_t), sizeof(dim));
       if (dim < 0) return Error(who + ": negative dimension " + std::to_string(dim));
       v.shape[d] = dim;
       if (MulOverflow(numel, static_cast<uint64_t>(dim), &numel)) {
