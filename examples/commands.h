@@ -15,6 +15,8 @@ using Action = std::function<int()>;
 Action AddInspect(CLI::App& app);
 Action AddDump(CLI::App& app);
 Action AddConvert(CLI::App& app);
+Action AddLogits(CLI::App& app);
+Action AddGenerate(CLI::App& app);
 
 // Prints "recur: error: <message>" to stderr and returns exit code 1.
 int Fail(const std::string& message);

@@ -4,6 +4,7 @@
 
 #include "formats/block_tensors.h"
 #include "formats/recur_file.h"
+#include "formats/tokenizer.h"
 #include "ops/convert.h"
 #include "runtime/blocks/block.h"
 #include "runtime/model_runtime.h"
@@ -206,6 +207,14 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
     // Layers run one after another, so the arena holds the largest layer's scratch.
     info.scratch_bytes_step += max_step;
     info.scratch_bytes_prefill += max_prefill;
+  }
+  if (const fb::Tokenizer* t = m.tokenizer(); t != nullptr && t->kind() != fb::TokenizerKind::None) {
+    auto tokenizer = Tokenizer::FromFlatbuffer(*t);
+    if (!tokenizer.ok()) {
+      Status s = tokenizer.status();
+      return s.Prepend(path + ": tokenizer: ");
+    }
+    model->tokenizer_ = std::move(tokenizer).value();
   }
   RECUR_RETURN_IF_ERROR(model->Build());
   return std::shared_ptr<const Model>(std::move(model));

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "formats/status.h"
@@ -15,6 +16,7 @@
 namespace recur {
 
 class RecurFile;
+class Tokenizer;
 class Block;
 class Threads;
 class Session;
@@ -82,8 +84,17 @@ class Model {
   const Status& runnable() const { return runnable_; }
   int n_threads() const;
 
+  // Text <-> tokens with the tokenizer stored in the model (NotFound when it has none).
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  Status Tokenize(std::string_view text, std::vector<int32_t>* ids) const;
+  // The raw bytes of token `id` ("" when out of range or without a tokenizer).
+  std::string TokenBytes(int32_t id) const;
+  // End-of-text token id, or -1.
+  int32_t eos_id() const;
+
  private:
   friend class Session;
+  friend class TextStream;
   struct Runtime;  // Blocks, norms, head: what sessions run.
   Model();
   Status Build();
@@ -94,6 +105,40 @@ class Model {
   std::vector<TensorInfo> tensors_;
   Status runnable_;
   std::unique_ptr<Runtime> rt_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+// Generated tokens to text as they arrive: a character split across tokens is held back until
+// it is complete, so every piece printed is valid UTF-8.
+class TextStream {
+ public:
+  explicit TextStream(const Model& model);
+  ~TextStream();
+  std::string Next(int32_t id);
+  std::string Flush();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SamplerParams {
+  float temperature = 0.8f;  // 0: greedy (argmax).
+  int32_t top_k = 0;         // 0: no limit.
+  float top_p = 0.95f;       // 1: no nucleus cut.
+  uint64_t seed = 1;
+};
+
+// Picks the next token from logits. Holds its scratch, so sampling never allocates.
+class Sampler {
+ public:
+  Sampler(size_t vocab_size, const SamplerParams& params);
+  ~Sampler();
+  int32_t Sample(const float* logits);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // One stream through a model: one contiguous state block, one scratch arena, a position.

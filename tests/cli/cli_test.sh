@@ -54,7 +54,7 @@ sed 's/"d_inner"/"d_innr"/' "$work/demo/spec.json" >"$work/demo/typo.json"
 check_fails_with "spec typo" "d_innr" "$recur" convert "$work/demo/typo.json" -o "$work/x.recur"
 check_fails_with "bad source" "" "$recur" convert "$work/m-f32.recur" -o "$work/x.recur"
 [ ! -e "$work/x.recur" ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: a failed convert left an output file"; }
-"$recur" generate >"$work/out" 2>&1; [ $? -eq 1 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: reserved subcommand"; }
+"$recur" bench >"$work/out" 2>&1; [ $? -eq 1 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: reserved subcommand"; }
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
