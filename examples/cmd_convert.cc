@@ -17,7 +17,9 @@ class ProgressBar {
   explicit ProgressBar(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
 
   void Update(uint64_t done, uint64_t total) {
-    if (quiet_ || total == 0) return;
+    // Small models convert in a blink; a bar would only be noise.
+    constexpr uint64_t kMinBytesForBar = 64ull << 20;
+    if (quiet_ || total < kMinBytesForBar) return;
     const int percent = static_cast<int>(done * 100 / total);
     const auto now = std::chrono::steady_clock::now();
     if (tty_) {

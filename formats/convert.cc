@@ -1,5 +1,8 @@
 #include "formats/convert.h"
 
+#include "formats/hf_mamba.h"
+#include "formats/hf_mamba2.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -139,6 +142,18 @@ Result<Source> OpenHuggingFace(const ConvertOptions& options,
       for (const HfArchitecture& entry : *table) {
         if (found == nullptr && entry.model_type == model_type) found = &entry;
       }
+    }
+  }
+  // The original state-spaces checkpoints' config.json names neither an architecture nor a
+  // model type; their keys (d_model, n_layer, ssm_cfg) identify them.
+  HfArchitecture state_spaces;
+  if (found == nullptr && architectures.empty() && model_type.empty()) {
+    if (IsMamba2StateSpaces(config)) {
+      state_spaces = {"MambaLMHeadModel (Mamba-2 layers)", "", MapMamba2StateSpaces};
+      found = &state_spaces;
+    } else if (IsStateSpacesMambaConfig(config)) {
+      state_spaces = {"MambaLMHeadModel", "", MapStateSpacesMamba};
+      found = &state_spaces;
     }
   }
   if (found == nullptr) {
@@ -584,8 +599,14 @@ std::string HfConfig::model_type() const {
 // --- The Hugging Face table -------------------------------------------------------------------
 
 const std::vector<HfArchitecture>& HfArchitectures() {
-  // One entry per family: {"MambaForCausalLM", "mamba", MapMamba1}. The family issues add theirs.
-  static const std::vector<HfArchitecture> kTable = {};
+  // One entry per family mapping (formats/hf_<family>.cc).
+  static const std::vector<HfArchitecture> kTable = [] {
+    std::vector<HfArchitecture> table;
+    for (auto family : {MambaHfArchitectures, Mamba2HfArchitectures}) {
+      for (HfArchitecture& entry : family()) table.push_back(std::move(entry));
+    }
+    return table;
+  }();
   return kTable;
 }
 
