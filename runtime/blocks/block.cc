@@ -85,6 +85,8 @@ const float* LayerContext::Vector(const std::string& name) const {
 Result<std::unique_ptr<Block>> MakeBlock(const LayerContext& ctx) {
   switch (ctx.layer.block_type()) {
     case fb::BlockSpec::MlpSpec: return MakeMlp(ctx);
+    case fb::BlockSpec::Mamba1Spec: return MakeMamba1(ctx);
+    case fb::BlockSpec::Mamba2Spec: return MakeMamba2(ctx);
     default:
       return Unsupported(ctx.file.path() + ": layer " + std::to_string(ctx.index) + " is a '" +
                          BlockKindName(ctx.layer.block_type()) +

@@ -67,6 +67,8 @@ struct LayerContext {
 // The block for a layer, or Unsupported when this build cannot run its kind yet.
 Result<std::unique_ptr<Block>> MakeBlock(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeMlp(const LayerContext& ctx);
+Result<std::unique_ptr<Block>> MakeMamba1(const LayerContext& ctx);
+Result<std::unique_ptr<Block>> MakeMamba2(const LayerContext& ctx);
 
 // A weight view over a tensor of the file (any float matrix dtype).
 ops::WeightView WeightViewOf(const TensorView& t);
