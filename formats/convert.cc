@@ -492,11 +492,43 @@ struct HfConfig::Impl {
   }
 };
 
+// Python's json module writes float("inf") and float("nan") as the bare words Infinity and NaN
+// (transformers' Mamba2Config saves "time_step_limit": [0.0, Infinity]), which strict JSON
+// parsers refuse. Outside strings they become 1e308 (dt limits only ask "at least 1e30") and null.
+std::string PythonJsonToJson(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (text.substr(i, 8) == "Infinity") {
+      out += "1e308";
+      i += 7;
+    } else if (text.substr(i, 3) == "NaN") {
+      out += "null";
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 Result<HfConfig> HfConfig::Parse(std::string_view text, std::string path) {
   auto impl = std::make_shared<Impl>();
   impl->path = std::move(path);
   try {
-    impl->root = Json::parse(text.begin(), text.end());
+    impl->root = Json::parse(PythonJsonToJson(text));
   } catch (const std::exception& e) {
     return InvalidArgument(impl->path + ": not valid JSON: " + e.what());
   }

@@ -125,6 +125,10 @@ struct HfArchitecture {
   HfMapFn map;
 };
 
+// Python's json module writes float("inf") and float("nan") as bare Infinity and NaN, which
+// strict JSON refuses; outside strings this maps them to 1e308 and null. HfConfig applies it.
+std::string PythonJsonToJson(std::string_view text);
+
 // The built-in table (family issues add their entries in convert.cc).
 const std::vector<HfArchitecture>& HfArchitectures();
 

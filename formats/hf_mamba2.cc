@@ -123,38 +123,6 @@ std::map<std::string, std::string> SourceNames(const Mamba2Sizes& s, const std::
   return names;
 }
 
-// Python's json module writes float("inf") and float("nan") as the bare words Infinity and NaN
-// (transformers' Mamba2Config saves "time_step_limit": [0.0, Infinity]), which strict JSON
-// parsers refuse. Outside strings they become 1e308 (dt limits only ask "at least 1e30") and null.
-std::string PythonJsonToJson(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      out += c;
-      if (c == '\\' && i + 1 < text.size()) {
-        out += text[++i];
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') in_string = true;
-    if (text.substr(i, 8) == "Infinity") {
-      out += "1e308";
-      i += 7;
-    } else if (text.substr(i, 3) == "NaN") {
-      out += "null";
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // The whole config.json as JSON, for what HfConfig's flat getters do not reach (nested objects,
 // arrays).
 Result<Json> RawConfig(const HfConfig& config) {

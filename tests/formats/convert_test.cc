@@ -407,13 +407,14 @@ TEST_CASE("convert: rwkv.cpp and unknown Hugging Face architectures are refused 
   CHECK(Contains(report.status().message(), "n_layer 12"));
 
   fs::create_directories(dir.path() / "hf");
-  WriteText(dir.File("hf/config.json"), R"({"architectures": ["MambaForCausalLM"],
-                                           "model_type": "mamba", "hidden_size": 64})");
+  WriteText(dir.File("hf/config.json"), R"({"architectures": ["LlamaForCausalLM"],
+                                           "model_type": "llama", "hidden_size": 64})");
   options.source = dir.File("hf");
   report = Convert(options);
   CHECK(report.status().code() == StatusCode::kUnsupported);
-  CHECK(Contains(report.status().message(), "'MambaForCausalLM'"));
-  CHECK(Contains(report.status().message(), "model_type 'mamba'"));
+  CHECK(Contains(report.status().message(), "'LlamaForCausalLM'"));
+  CHECK(Contains(report.status().message(), "model_type 'llama'"));
+  CHECK(Contains(report.status().message(), "MambaForCausalLM"));  // Lists what is supported.
   CHECK(Contains(report.status().message(), "not supported by this build yet"));
 
   const std::string shared = testing::SharedDir();
@@ -523,10 +524,11 @@ TEST_CASE("convert: a Hugging Face directory through a registered mapping (mamba
   CHECK(std::memcmp(embed->data, (*store)->Find("backbone.embeddings.weight")->data, embed->size) ==
         0);
 
-  // Without the mapping the same directory is refused by name.
-  auto refused = Convert(options);
-  CHECK(refused.status().code() == StatusCode::kUnsupported);
-  CHECK(Contains(refused.status().message(), "MambaForCausalLM"));
+  // The built-in table maps the same directory to the same tensors.
+  options.output = dir.File("builtin.recur");
+  auto builtin = Convert(options);
+  REQUIRE_MESSAGE(builtin.ok(), builtin.status().message());
+  CHECK(builtin->tensors_written == 22);
 }
 
 }  // namespace
