@@ -1,1 +1,27 @@
 #include "runtime/threads.h"
+
+#include <tbb/info.h>
+
+namespace recur {
+
+namespace {
+
+// The thread count to use: the request, or the cores in this process's affinity mask.
+int ResolveThreads(int n_threads) {
+  if (n_threads > 0) return n_threads;
+  const int available = tbb::info::default_concurrency();
+  return available > 0 ? available : 1;
+}
+
+}  // namespace
+
+// One slot is reserved for the calling thread (task_arena's default), so `size()` threads work
+// in total: the caller plus size() - 1 TBB workers.
+Threads::Threads(int n_threads)
+    : size_(ResolveThreads(n_threads)), arena_(ResolveThreads(n_threads)) {
+  // Initialise now rather than lazily on the first ParallelFor, so that the first call from
+  // several threads at once races on nothing and a token's latency excludes arena setup.
+  arena_.initialize();
+}
+
+}  // namespace recur

@@ -1,1 +1,69 @@
+// The thread pool of one runtime instance: a oneTBB task_arena with the user's thread count.
+//
+// Kernels in ops/ have no threads of their own; callers split rows (or heads, channels) into
+// ranges and run them through ParallelFor. The library never touches tbb::global_control, which
+// would cap the host application's own TBB use.
 #pragma once
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+
+namespace recur {
+
+class Threads {
+ public:
+  // n_threads <= 0 means every core this process may run on (its affinity mask).
+  explicit Threads(int n_threads = 0);
+
+  Threads(const Threads&) = delete;
+  Threads& operator=(const Threads&) = delete;
+
+  // Number of threads work is split across, the calling thread included.
+  int size() const { return size_; }
+
+  // Calls fn(begin, end) over disjoint ranges covering [0, n) exactly once. Boundaries are
+  // multiples of grain (except the final end, n), and the split depends only on n, grain and
+  // size(): part i of P = min(size(), ceil(n / grain)) gets grain-chunks
+  // [i * chunks / P, (i + 1) * chunks / P). Runs inline on the calling thread when size() == 1
+  // or n <= grain, since waking workers costs more than such a small job.
+  template <class F>
+  void ParallelFor(size_t n, size_t grain, F&& fn) const {
+    if (n == 0) return;
+    grain = std::max<size_t>(grain, 1);
+    const size_t chunks = (n + grain - 1) / grain;
+    const size_t parts = std::min<size_t>(static_cast<size_t>(size_), chunks);
+    if (parts <= 1) {
+      fn(size_t{0}, n);
+      return;
+    }
+    auto run_part = [&](size_t part) {
+      const size_t begin = part * chunks / parts * grain;
+      const size_t end = std::min(n, (part + 1) * chunks / parts * grain);
+      if (begin < end) fn(begin, end);
+    };
+    arena_.execute([&] {
+      // One task per part; static_partitioner hands them to the arena's threads without
+      // stealing, so each thread runs the same parts from one call to the next.
+      tbb::parallel_for(
+          tbb::blocked_range<size_t>(0, parts, 1),
+          [&](const tbb::blocked_range<size_t>& r) {
+            for (size_t part = r.begin(); part != r.end(); ++part) run_part(part);
+          },
+          tbb::static_partitioner());
+    });
+  }
+
+ private:
+  int size_;
+  // execute() is not const in oneTBB, but running work does not change the pool's observable
+  // state, so ParallelFor stays const and callers can share a const Threads&.
+  mutable tbb::task_arena arena_;
+};
+
+}  // namespace recur

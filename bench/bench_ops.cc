@@ -1,0 +1,585 @@
+// bench_ops: times the linear-algebra kernels against limits it measures itself.
+//
+// It first measures this machine's read bandwidth (streaming a buffer far larger than the last
+// level cache) and peak f32 FMA throughput per thread (independent FMA chains in registers),
+// then reports each MatVec as GB/s and a ratio to the bandwidth, and each MatMul as GFLOP/s and
+// a ratio to peak x threads. Every figure is the median of repeated runs.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "bench/bench_ops.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+// ------------------------------------------------------------------ per-target probes
+
+// Constants shared by every target's copy of the probes (this file is compiled once per target).
+#ifndef RECUR_BENCH_OPS_CONSTANTS_
+#define RECUR_BENCH_OPS_CONSTANTS_
+namespace recur::bench {
+// Independent FMA chains per iteration: 12 covers latency x throughput (4 cycles x 2 pipes on
+// Zen 4/5, Intel cores alike) with margin and, with the two constants, still fits AVX2's 16
+// registers.
+inline constexpr size_t kFmaChains = 12;
+}  // namespace recur::bench
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace recur::bench::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Sum of p: [n], read as one sequential stream with 8 independent vector accumulators so that
+// neither add latency nor the loop limits the loads: the rate at which one core streams memory.
+float SumFloats(const float* HWY_RESTRICT p, size_t n) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  auto a4 = hn::Zero(df), a5 = hn::Zero(df), a6 = hn::Zero(df), a7 = hn::Zero(df);
+  size_t i = 0;
+  for (; i + 8 * N <= n; i += 8 * N) {
+    a0 = hn::Add(a0, hn::LoadU(df, p + i + 0 * N));
+    a1 = hn::Add(a1, hn::LoadU(df, p + i + 1 * N));
+    a2 = hn::Add(a2, hn::LoadU(df, p + i + 2 * N));
+    a3 = hn::Add(a3, hn::LoadU(df, p + i + 3 * N));
+    a4 = hn::Add(a4, hn::LoadU(df, p + i + 4 * N));
+    a5 = hn::Add(a5, hn::LoadU(df, p + i + 5 * N));
+    a6 = hn::Add(a6, hn::LoadU(df, p + i + 6 * N));
+    a7 = hn::Add(a7, hn::LoadU(df, p + i + 7 * N));
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += p[i];
+  const auto sum =
+      hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
+  return hn::GetLane(hn::SumOfLanes(df, sum)) + tail;
+}
+
+// Sum of p: [n] read as two concurrent sequential streams (the two halves), 4 accumulators
+// each. Some memory systems give one core more bandwidth over two streams than over one; the
+// benchmark takes the better of the two patterns as the limit so that no ratio flatters.
+float SumFloats2(const float* HWY_RESTRICT p, size_t n) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  const size_t half = n / 2 / (4 * N) * (4 * N);
+  const float* HWY_RESTRICT q = p + half;
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
+  for (size_t i = 0; i < half; i += 4 * N) {
+    a0 = hn::Add(a0, hn::LoadU(df, p + i + 0 * N));
+    a1 = hn::Add(a1, hn::LoadU(df, p + i + 1 * N));
+    a2 = hn::Add(a2, hn::LoadU(df, p + i + 2 * N));
+    a3 = hn::Add(a3, hn::LoadU(df, p + i + 3 * N));
+    b0 = hn::Add(b0, hn::LoadU(df, q + i + 0 * N));
+    b1 = hn::Add(b1, hn::LoadU(df, q + i + 1 * N));
+    b2 = hn::Add(b2, hn::LoadU(df, q + i + 2 * N));
+    b3 = hn::Add(b3, hn::LoadU(df, q + i + 3 * N));
+  }
+  float tail = 0.0f;
+  for (size_t i = 2 * half; i < n; ++i) tail += p[i];
+  const auto sum =
+      hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(b0, b1), hn::Add(b2, b3)));
+  return hn::GetLane(hn::SumOfLanes(df, sum)) + tail;
+}
+
+// Runs iters x kFmaChains dependent-per-chain FMAs entirely in registers; returns a value that
+// depends on all of them so the compiler cannot drop any.
+float FmaChains(size_t iters, float seed) {
+  const hn::ScalableTag<float> df;
+  const auto mul = hn::Set(df, 0.999999f);
+  const auto add = hn::Set(df, 1e-7f);
+  hn::Vec<decltype(df)> c[kFmaChains];
+  for (size_t k = 0; k < kFmaChains; ++k) c[k] = hn::Set(df, seed + static_cast<float>(k));
+  for (size_t i = 0; i < iters; ++i) {
+    for (size_t k = 0; k < kFmaChains; ++k) c[k] = hn::MulAdd(c[k], mul, add);
+  }
+  auto sum = c[0];
+  for (size_t k = 1; k < kFmaChains; ++k) sum = hn::Add(sum, c[k]);
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+size_t FloatLanes() { return hn::Lanes(hn::ScalableTag<float>()); }
+
+}  // namespace recur::bench::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "hwy/aligned_allocator.h"
+#include "hwy/targets.h"
+#include "ops/convert.h"
+#include "ops/matmul.h"
+#include "ops/matvec.h"
+#include "ops/types.h"
+#include "runtime/threads.h"
+
+namespace recur::bench {
+
+HWY_EXPORT(SumFloats);
+HWY_EXPORT(SumFloats2);
+HWY_EXPORT(FmaChains);
+HWY_EXPORT(FloatLanes);
+
+using Clock = std::chrono::steady_clock;
+
+// A value the optimiser must assume is read, so timed results are never dead code.
+volatile float g_sink = 0.0f;
+
+double Seconds(Clock::time_point begin, Clock::time_point end) {
+  return std::chrono::duration<double>(end - begin).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Median seconds of `repeats` timed calls of fn after one untimed warm-up call.
+template <class F>
+double MedianSeconds(int repeats, F&& fn) {
+  fn();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    const auto begin = Clock::now();
+    fn();
+    times.push_back(Seconds(begin, Clock::now()));
+  }
+  return Median(times);
+}
+
+// Last-level cache size from sysfs, or 32 MiB if it cannot be read.
+size_t LastLevelCacheBytes() {
+  size_t best = 0;
+  for (int index = 0; index < 8; ++index) {
+    std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) +
+                       "/size");
+    std::string text;
+    if (!(file >> text) || text.empty()) continue;
+    size_t value = std::stoull(text);
+    if (text.back() == 'K') value <<= 10;
+    if (text.back() == 'M') value <<= 20;
+    best = std::max(best, value);
+  }
+  return best != 0 ? best : size_t{32} << 20;
+}
+
+// A small, fast generator: the benchmark needs bytes that are not all equal, not good randomness.
+struct XorShift {
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  uint64_t Next() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  }
+  // Uniform in [-0.5, 0.5): built from mantissa bits, so never subnormal.
+  float NextFloat() {
+    return ops::F32FromBits(0x3F800000u | static_cast<uint32_t>(Next() >> 41)) - 1.5f;
+  }
+};
+
+const char* TypeName(ops::WeightType type) {
+  switch (type) {
+    case ops::WeightType::kF32:
+      return "f32";
+    case ops::WeightType::kF16:
+      return "f16";
+    case ops::WeightType::kBF16:
+      return "bf16";
+    case ops::WeightType::kQ8_0:
+      return "q8_0";
+  }
+  return "?";
+}
+
+// `copies` copies of one random W: [rows, cols] of `type` (q8_0 with f16 scales), each in its own
+// 64-byte aligned buffer holding the data and then the scales, as a .recur file lays them out.
+struct WeightCopies {
+  std::vector<hwy::AlignedFreeUniquePtr<uint8_t[]>> buffers;
+  std::vector<ops::WeightView> views;
+  size_t bytes_per_copy = 0;  // rows * RowBytes: what one matvec reads of W.
+};
+
+WeightCopies MakeWeights(ops::WeightType type, size_t rows, size_t cols, size_t copies) {
+  WeightCopies out;
+  ops::WeightView proto{type, nullptr, nullptr, ops::ScaleType::kF16, rows, cols};
+  out.bytes_per_copy = rows * ops::RowBytes(proto);
+  const size_t n = rows * cols;
+  const size_t data_bytes = type == ops::WeightType::kF32    ? 4 * n
+                            : type == ops::WeightType::kQ8_0 ? n
+                                                             : 2 * n;
+  const size_t scales_offset = (data_bytes + 63) / 64 * 64;
+  const size_t total = scales_offset + 2 * (n / ops::kQ8Block) + 64;
+  XorShift rng;
+  for (size_t c = 0; c < copies; ++c) {
+    auto buffer = hwy::AllocateAligned<uint8_t>(total);
+    uint8_t* p = buffer.get();
+    if (c == 0) {
+      switch (type) {
+        case ops::WeightType::kF32: {
+          float* f = reinterpret_cast<float*>(p);
+          for (size_t i = 0; i < n; ++i) f[i] = rng.NextFloat();
+          break;
+        }
+        case ops::WeightType::kF16:
+        case ops::WeightType::kBF16: {
+          uint16_t* h = reinterpret_cast<uint16_t*>(p);
+          for (size_t i = 0; i < n; ++i) {
+            const float v = rng.NextFloat();
+            h[i] = type == ops::WeightType::kF16 ? ops::F32ToF16(v) : ops::F32ToBF16(v);
+          }
+          break;
+        }
+        case ops::WeightType::kQ8_0: {
+          for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(rng.Next() >> 56);
+          uint16_t* scales = reinterpret_cast<uint16_t*>(p + scales_offset);
+          for (size_t b = 0; b < n / ops::kQ8Block; ++b) {
+            scales[b] = ops::F32ToF16(rng.NextFloat() * (1.0f / 64));
+          }
+          break;
+        }
+      }
+    } else {
+      std::memcpy(p, out.buffers[0].get(), total);
+    }
+    ops::WeightView view = proto;
+    view.data = p;
+    view.scales = type == ops::WeightType::kQ8_0 ? p + scales_offset : nullptr;
+    out.views.push_back(view);
+    out.buffers.push_back(std::move(buffer));
+  }
+  return out;
+}
+
+struct Options {
+  bool json = false;
+  bool quick = false;
+  int threads = 0;
+};
+
+struct Limits {
+  double read_gbps_1 = 0.0;    // One thread.
+  double read_gbps_all = 0.0;  // All threads.
+  double peak_gflops = 0.0;    // Per thread.
+  double peak_gflops_all = 0.0;
+};
+
+// Streams a buffer of `bytes` (far larger than the LLC) with 1 and with all threads.
+Limits MeasureLimits(const Threads& one, const Threads& all, const Options& options) {
+  Limits limits;
+  const size_t bytes = (options.quick ? size_t{256} : size_t{1024}) << 20;
+  const size_t n = bytes / sizeof(float);
+  auto buffer = hwy::AllocateAligned<float>(n);
+  float* p = buffer.get();
+  // First touch from the threads that will read, so pages are mapped before timing.
+  all.ParallelFor(n, 4096, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) p[i] = static_cast<float>(i & 7);
+  });
+  const int repeats = options.quick ? 3 : 7;
+  // Median seconds to stream the whole buffer, split over the threads, each part read as
+  // `streams` (1 or 2) sequential streams.
+  auto stream = [&](const Threads& threads, int streams) {
+    return MedianSeconds(repeats, [&] {
+      std::mutex mutex;
+      float total = 0.0f;
+      // 64 KiB grain: large enough that each thread streams long runs, small enough to balance.
+      threads.ParallelFor(n, 16384, [&](size_t begin, size_t end) {
+        const float sum = streams == 1 ? HWY_DYNAMIC_DISPATCH(SumFloats)(p + begin, end - begin)
+                                       : HWY_DYNAMIC_DISPATCH(SumFloats2)(p + begin, end - begin);
+        const std::lock_guard<std::mutex> lock(mutex);  // Once per range: no contention.
+        total += sum;
+      });
+      g_sink = g_sink + total;
+    });
+  };
+  const double gb = static_cast<double>(bytes) * 1e-9;
+  limits.read_gbps_1 = std::max(gb / stream(one, 1), gb / stream(one, 2));
+  limits.read_gbps_all = std::max(gb / stream(all, 1), gb / stream(all, 2));
+
+  // Enough iterations for ~50 ms per run at 200 GFLOP/s, so timer and wake-up noise vanish.
+  const size_t iters = options.quick ? 10'000'000 : 30'000'000;
+  const double flops_per_thread = 2.0 * static_cast<double>(iters) * kFmaChains *
+                                  static_cast<double>(HWY_DYNAMIC_DISPATCH(FloatLanes)());
+  auto fma = [&](const Threads& threads) {
+    return MedianSeconds(options.quick ? 3 : 5, [&] {
+      std::vector<float> results(static_cast<size_t>(threads.size()));
+      threads.ParallelFor(results.size(), 1, [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+          results[i] = HWY_DYNAMIC_DISPATCH(FmaChains)(iters, static_cast<float>(i));
+        }
+      });
+      for (float r : results) g_sink = g_sink + r;
+    });
+  };
+  limits.peak_gflops = flops_per_thread / fma(one) * 1e-9;
+  limits.peak_gflops_all = flops_per_thread * all.size() / fma(all) * 1e-9;
+  return limits;
+}
+
+struct Shape {
+  size_t rows;
+  size_t cols;
+};
+
+const ops::WeightType kTypes[] = {ops::WeightType::kF32, ops::WeightType::kF16,
+                                  ops::WeightType::kBF16, ops::WeightType::kQ8_0};
+
+// MatVec rows per ParallelFor chunk: 16 keeps the 4-row groups whole and splits even the
+// smallest benchmarked matrix (768 rows) evenly over 2 threads.
+constexpr size_t kMatVecGrain = 16;
+// MatMul rows per chunk: 192 is a whole number of micro-panels for 16-lane AVX-512 (48 rows)
+// and 8-lane AVX2 (16 rows), so threads never split a micro-panel.
+constexpr size_t kMatMulGrain = 192;
+
+nlohmann::json BenchMatVec(const Threads& one, const Threads& all, const Limits& limits,
+                           const Options& options, size_t rotate_bytes) {
+  nlohmann::json rows_out = nlohmann::json::array();
+  std::vector<Shape> shapes = {{768, 3072}, {3072, 768}, {1536, 768}, {50280, 768}, {2048, 8192}};
+  if (options.quick) shapes = {{768, 3072}, {2048, 8192}};
+  const int repeats = options.quick ? 5 : 11;
+  for (const Shape& shape : shapes) {
+    std::vector<float> x(shape.cols);
+    XorShift rng;
+    for (float& v : x) v = rng.NextFloat();
+    std::vector<float> y(shape.rows);
+    for (ops::WeightType type : kTypes) {
+      ops::WeightView proto{type, nullptr, nullptr, ops::ScaleType::kF16, shape.rows, shape.cols};
+      const size_t matrix_bytes = shape.rows * ops::RowBytes(proto);
+      // Rotate over enough copies that they never fit in the LLC together: each matvec then
+      // reads W from DRAM, as decode does with a real model.
+      const size_t copies = std::max<size_t>(2, (rotate_bytes + matrix_bytes - 1) / matrix_bytes);
+      const WeightCopies weights = MakeWeights(type, shape.rows, shape.cols, copies);
+      const double bytes_per_call =
+          static_cast<double>(weights.bytes_per_copy + shape.cols * sizeof(float));
+      double gbps_one_thread = 0.0;
+      for (const Threads* threads : {&one, &all}) {
+        if (threads == &all && all.size() == 1) continue;
+        const double seconds = MedianSeconds(repeats, [&] {
+          for (const ops::WeightView& w : weights.views) {
+            threads->ParallelFor(shape.rows, kMatVecGrain, [&](size_t begin, size_t end) {
+              ops::MatVec(w, x.data(), nullptr, y.data(), begin, end);
+            });
+          }
+        });
+        g_sink = g_sink + y[0];
+        const double gbps = bytes_per_call * static_cast<double>(copies) / seconds * 1e-9;
+        const double limit = threads->size() == 1 ? limits.read_gbps_1 : limits.read_gbps_all;
+        nlohmann::json row = {{"dtype", TypeName(type)},
+                              {"rows", shape.rows},
+                              {"cols", shape.cols},
+                              {"threads", threads->size()},
+                              {"copies", copies},
+                              {"us_per_call", seconds / static_cast<double>(copies) * 1e6},
+                              {"gbps", gbps},
+                              {"ratio", gbps / limit}};
+        if (threads == &one) gbps_one_thread = gbps;
+        const double speedup = gbps / gbps_one_thread;
+        if (threads != &one) row["speedup_vs_1_thread"] = speedup;
+        if (!options.json) {
+          std::printf("  matvec %-5s %6zu x %-5zu  %d thr  %9.1f us  %7.2f GB/s  %5.2f of read BW",
+                      TypeName(type), shape.rows, shape.cols, threads->size(),
+                      row["us_per_call"].get<double>(), gbps, gbps / limit);
+          if (threads != &one) std::printf("  %4.2fx 1 thread", speedup);
+          std::printf("\n");
+          std::fflush(stdout);
+        }
+        rows_out.push_back(row);
+      }
+    }
+  }
+  return rows_out;
+}
+
+// MatVec on a matrix that fits in L2 (256 x 1024, 256 KiB-1 MiB) called over and over: the
+// kernel's compute ceiling for each weight type, one thread. Where this is not well above the
+// read bandwidth, the kernel cannot hide DRAM latency behind its arithmetic and its DRAM ratio
+// stays lower; the report says which.
+nlohmann::json BenchMatVecInCache(const Limits& limits, const Options& options) {
+  constexpr size_t kRows = 256;
+  constexpr size_t kCols = 1024;
+  std::vector<float> x(kCols);
+  XorShift rng;
+  for (float& v : x) v = rng.NextFloat();
+  std::vector<float> y(kRows);
+  nlohmann::json rows_out = nlohmann::json::array();
+  for (ops::WeightType type : kTypes) {
+    const WeightCopies weights = MakeWeights(type, kRows, kCols, 1);
+    const ops::WeightView& w = weights.views[0];
+    constexpr int kCallsPerRun = 200;  // ~1 ms per run: long enough to time, short to repeat.
+    const double seconds = MedianSeconds(options.quick ? 5 : 15, [&] {
+      for (int i = 0; i < kCallsPerRun; ++i) ops::MatVec(w, x.data(), nullptr, y.data(), 0, kRows);
+    });
+    g_sink = g_sink + y[0];
+    const double gbps = static_cast<double>(weights.bytes_per_copy + kCols * sizeof(float)) *
+                        kCallsPerRun / seconds * 1e-9;
+    nlohmann::json row = {{"dtype", TypeName(type)},
+                          {"rows", kRows},
+                          {"cols", kCols},
+                          {"threads", 1},
+                          {"gbps", gbps},
+                          {"ratio", gbps / limits.read_gbps_1}};
+    if (!options.json) {
+      std::printf("  matvec %-5s %6zu x %-5zu  in L2      %7.2f GB/s  %5.2f x the DRAM read BW\n",
+                  TypeName(type), kRows, kCols, gbps, gbps / limits.read_gbps_1);
+    }
+    rows_out.push_back(row);
+  }
+  return rows_out;
+}
+
+nlohmann::json BenchMatMul(const Threads& one, const Threads& all, const Limits& limits,
+                           const Options& options) {
+  struct Case {
+    Shape shape;
+    size_t tokens;
+    bool all_types;
+  };
+  std::vector<Case> cases = {{{768, 3072}, 512, true},   {{3072, 768}, 512, true},
+                             {{2048, 8192}, 512, false}, {{768, 3072}, 64, true},
+                             {{3072, 768}, 64, false},   {{50280, 768}, 64, false}};
+  if (options.quick) cases = {{{768, 3072}, 512, false}, {{768, 3072}, 64, false}};
+  const int repeats = options.quick ? 3 : 5;
+  nlohmann::json rows_out = nlohmann::json::array();
+  for (const Case& c : cases) {
+    const size_t rows = c.shape.rows;
+    const size_t cols = c.shape.cols;
+    std::vector<float> X(c.tokens * cols);
+    XorShift rng;
+    for (float& v : X) v = rng.NextFloat();
+    std::vector<float> Y(c.tokens * rows);
+    for (ops::WeightType type : kTypes) {
+      if (!c.all_types && type != ops::WeightType::kF32) continue;
+      const WeightCopies weights = MakeWeights(type, rows, cols, 1);
+      const ops::WeightView& w = weights.views[0];
+      for (const Threads* threads : {&one, &all}) {
+        if (threads == &all && all.size() == 1) continue;
+        const double seconds = MedianSeconds(repeats, [&] {
+          threads->ParallelFor(rows, kMatMulGrain, [&](size_t begin, size_t end) {
+            ops::MatMul(w, X.data(), c.tokens, nullptr, Y.data(), begin, end, nullptr);
+          });
+        });
+        g_sink = g_sink + Y[0];
+        const double flops = 2.0 * static_cast<double>(c.tokens * rows * cols);
+        const double gflops = flops / seconds * 1e-9;
+        const double limit = limits.peak_gflops * threads->size();
+        nlohmann::json row = {{"dtype", TypeName(type)},
+                              {"rows", rows},
+                              {"cols", cols},
+                              {"tokens", c.tokens},
+                              {"threads", threads->size()},
+                              {"ms_per_call", seconds * 1e3},
+                              {"gflops", gflops},
+                              {"ratio", gflops / limit}};
+        if (!options.json) {
+          std::printf(
+              "  matmul %-5s %6zu x %-5zu T=%-4zu %d thr  %8.2f ms  %7.1f GFLOP/s  %5.2f of "
+              "peak\n",
+              TypeName(type), rows, cols, c.tokens, threads->size(), seconds * 1e3, gflops,
+              gflops / limit);
+          std::fflush(stdout);
+        }
+        rows_out.push_back(row);
+      }
+    }
+  }
+  return rows_out;
+}
+
+int Main(int argc, char** argv) {
+  Options options;
+  CLI::App app{
+      "bench_ops: times recur's MatVec and MatMul kernels for every weight type and reports\n"
+      "each as a ratio to limits measured in the same run: read bandwidth with 1 and with all\n"
+      "threads (a streaming sum over a 1 GiB buffer, best of 1 and 2 streams per thread) and\n"
+      "peak f32 FMA throughput per thread (independent FMA chains in registers). MatVec rotates\n"
+      "over copies of each matrix totalling at least 4x the last-level cache (and 256 MiB), so\n"
+      "weights come from DRAM as in real decode; its ratio is to the read bandwidth at the same\n"
+      "thread count. MatMul's ratio is to peak x threads. Figures are medians of repeated runs;\n"
+      "on a machine shared with other work, expect noise (the run warns when the FMA probe does\n"
+      "not scale with threads)."};
+  app.add_flag("--json", options.json,
+               "Print one JSON object (read_bandwidth_gbps, peak_gflops, matvec, matmul) "
+               "instead of tables");
+  app.add_flag("--quick", options.quick,
+               "Fewer shapes and repeats and a 256 MiB bandwidth buffer (a few seconds)");
+  app.add_option("--threads", options.threads,
+                 "Threads for the multi-threaded runs (default: all cores available)");
+  CLI11_PARSE(app, argc, argv);
+
+  const Threads one(1);
+  const Threads all(options.threads);
+  const char* target = hwy::TargetName(hwy::SupportedTargets() & HWY_TARGETS &
+                                       -(hwy::SupportedTargets() & HWY_TARGETS));
+  const size_t llc = LastLevelCacheBytes();
+  const size_t rotate_bytes = std::max<size_t>(4 * llc, size_t{256} << 20);
+  if (!options.json) {
+    std::printf("bench_ops: target %s, %d threads, LLC %zu MiB%s\n", target, all.size(), llc >> 20,
+                options.quick ? " (quick)" : "");
+  }
+  const Limits limits = MeasureLimits(one, all, options);
+  // The FMA probe has no shared resource, so it should scale with the thread count; if it does
+  // not, other processes hold some of the cores and the multi-threaded figures say little.
+  const double fma_scaling = limits.peak_gflops_all / limits.peak_gflops;
+  const bool cores_shared = all.size() > 1 && fma_scaling < 0.8 * all.size();
+  if (!options.json) {
+    std::printf(
+        "limits: read bandwidth %.2f GB/s (1 thread), %.2f GB/s (%d threads), best of "
+        "1 and 2 streams per thread; peak %.1f GFLOP/s per thread, %.1f GFLOP/s "
+        "(%d threads)\n",
+        limits.read_gbps_1, limits.read_gbps_all, all.size(), limits.peak_gflops,
+        limits.peak_gflops_all, all.size());
+    if (cores_shared) {
+      std::printf(
+          "WARNING: peak FMA throughput scaled only %.2fx on %d threads: other processes "
+          "are using these cores, so multi-threaded figures are not reliable\n",
+          fma_scaling, all.size());
+    }
+    std::printf(
+        "matvec (rotating over copies >= %zu MiB in total, so W streams from DRAM; "
+        "ratio to the read bandwidth at the same thread count):\n",
+        rotate_bytes >> 20);
+  }
+  nlohmann::json matvec = BenchMatVec(one, all, limits, options, rotate_bytes);
+  if (!options.json) {
+    std::printf(
+        "matvec compute ceiling (one matrix resident in L2, 1 thread; ratio to the DRAM "
+        "read bandwidth):\n");
+  }
+  nlohmann::json matvec_in_cache = BenchMatVecInCache(limits, options);
+  if (!options.json) std::printf("matmul (ratio to peak GFLOP/s per thread x threads):\n");
+  nlohmann::json matmul = BenchMatMul(one, all, limits, options);
+  if (options.json) {
+    nlohmann::json out = {{"target", target},
+                          {"threads", all.size()},
+                          {"llc_bytes", llc},
+                          {"matvec_rotation_bytes", rotate_bytes},
+                          {"read_bandwidth_gbps", limits.read_gbps_1},
+                          {"read_bandwidth_gbps_all_threads", limits.read_gbps_all},
+                          {"peak_gflops", limits.peak_gflops},
+                          {"peak_gflops_all_threads", limits.peak_gflops_all},
+                          {"cores_shared_warning", cores_shared},
+                          {"matvec", matvec},
+                          {"matvec_in_cache", matvec_in_cache},
+                          {"matmul", matmul}};
+    std::printf("%s\n", out.dump(2).c_str());
+  }
+  return 0;
+}
+
+}  // namespace recur::bench
+
+int main(int argc, char** argv) { return recur::bench::Main(argc, argv); }
+
+#endif  // HWY_ONCE

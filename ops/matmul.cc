@@ -1,0 +1,51 @@
+// Dispatch wrapper for ops/matmul.h; the per-target kernels are in ops/matmul-inl.h.
+#include "ops/matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/matmul.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "ops/matmul-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace recur::HWY_NAMESPACE {
+
+// The per-target function the dispatch table points at.
+void MatMulTarget(const ops::WeightView& w, const float* X, size_t T, const float* bias, float* Y,
+                  size_t row_begin, size_t row_end, float* scratch) {
+  MatMulImpl(w, X, T, bias, Y, row_begin, row_end, scratch);
+}
+
+}  // namespace recur::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace recur::ops {
+
+HWY_EXPORT(MatMulTarget);
+
+size_t MatMulScratchFloats(size_t cols) {
+  const size_t slice = std::min(cols, matmul_detail::kSliceCols);
+  return matmul_detail::kMaxPanelRows * std::max<size_t>(slice, 1) +
+         matmul_detail::kScratchAlignFloats;
+}
+
+void MatMul(const WeightView& w, const float* X, size_t T, const float* bias, float* Y,
+            size_t row_begin, size_t row_end, float* scratch) {
+  if (T == 0 || row_begin >= row_end) return;
+  if (scratch == nullptr) {
+    // One buffer per thread, grown to the largest request seen and then reused: no heap
+    // allocation per call once a thread has warmed up.
+    thread_local std::vector<float> buffer;
+    const size_t need = MatMulScratchFloats(w.cols);
+    if (buffer.size() < need) buffer.resize(need);
+    scratch = buffer.data();
+  }
+  HWY_DYNAMIC_DISPATCH(MatMulTarget)(w, X, T, bias, Y, row_begin, row_end, scratch);
+}
+
+}  // namespace recur::ops
+#endif  // HWY_ONCE

@@ -1,0 +1,352 @@
+// Per-target matrix-vector kernels behind ops/matvec.h.
+//
+// Decode-time matvec is bound by memory bandwidth: every weight is read once and used once. The
+// kernels therefore aim to keep many cache misses in flight and the core's work per byte small:
+// a group of rows shares each load of x (which stays in L1), each row is streamed with software
+// prefetch ahead of the hardware prefetchers, each row has two independent accumulators so FMA
+// latency never limits an in-cache matrix, and the horizontal sums happen once per row.
+//
+// Included once per Highway target (toggle guard below); other per-target code may call
+// MatVecImpl directly without a second dispatch.
+
+// No #pragma once: this header is re-included for every target.
+#if defined(RECUR_OPS_MATVEC_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef RECUR_OPS_MATVEC_INL_H_
+#undef RECUR_OPS_MATVEC_INL_H_
+#else
+#define RECUR_OPS_MATVEC_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "ops/convert-inl.h"
+#include "ops/convert.h"
+#include "ops/types.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace recur::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Rows computed together. Four rows make four W streams plus x from L1, and 8 accumulators plus
+// temporaries fit even AVX2's 16 registers. For f32/f16/bf16, 8 rows measured the same on Zen 5
+// (the kernel waits on memory, not on the x loads that more rows would share); 2 rows lost
+// 5-10%.
+inline constexpr size_t kMatVecRows = 4;
+
+// How the W streams are prefetched. The hardware prefetchers alone left f16/bf16 and q8_0 (more
+// instructions per byte than f32, so fewer misses in flight) at 0.6-0.8 of the streaming read
+// bandwidth, and short rows worse. A group of rows is contiguous in memory, so while it is read
+// the kernel walks the *next* group sequentially with software prefetches, at the rate the
+// current group is consumed: one group (<= kGroupPrefetchMaxBytes) ahead. On Zen 5 this took
+// 3072 x 768 f16 from 0.75 to 0.85 of the read bandwidth, f32 from 0.82 to 0.95, and
+// 768 x 3072 q8_0 from 0.6 to 0.8. Groups up to 64 KiB measured the same as 16 or 32 KiB (L2
+// holds what L1 cannot).
+inline constexpr size_t kGroupPrefetchMaxBytes = 65536;
+// Longer groups (4 rows of more than 4096 f32 or 8192 f16 columns, 8 q8_0 rows of more than
+// 8192) prefetch each row kPrefetchBytes ahead instead, where the next group would be too far
+// off; 1-2 KiB measured best for in-row prefetch, 4 KiB was worse.
+inline constexpr size_t kPrefetchBytes = 1536;
+
+// Prefetches the cache lines covering `bytes` bytes that a row stream at p will read `distance`
+// bytes from now. Prefetches past the end of W are harmless: they never fault.
+HWY_INLINE void PrefetchAhead(const void* p, size_t bytes, size_t distance) {
+  // Integer arithmetic: the address may lie past the end of W, where pointer arithmetic is
+  // undefined even though the prefetch itself is not.
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(p) + distance;
+  for (size_t b = 0; b < bytes; b += 64) {
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(ahead + b));
+  }
+}
+
+// How each dense weight type is loaded as f32 vectors.
+struct F32Weights {
+  using T = float;
+  template <class DF>
+  static HWY_INLINE hn::Vec<DF> Load(DF df, const T* HWY_RESTRICT p) {
+    return hn::LoadU(df, p);
+  }
+  template <class DF>
+  static HWY_INLINE hn::Vec<DF> LoadTail(DF df, const T* HWY_RESTRICT p, size_t n) {
+    return HWY_NAMESPACE::LoadTail(df, p, n);
+  }
+};
+
+struct F16Weights {
+  using T = uint16_t;
+  template <class DF>
+  static HWY_INLINE hn::Vec<DF> Load(DF df, const T* HWY_RESTRICT p) {
+    return LoadF16AsF32(df, p);
+  }
+  template <class DF>
+  static HWY_INLINE hn::Vec<DF> LoadTail(DF df, const T* HWY_RESTRICT p, size_t n) {
+    return LoadTailF16AsF32(df, p, n);
+  }
+};
+
+struct BF16Weights {
+  using T = uint16_t;
+  template <class DF>
+  static HWY_INLINE hn::Vec<DF> Load(DF df, const T* HWY_RESTRICT p) {
+    return LoadBF16AsF32(df, p);
+  }
+  template <class DF>
+  static HWY_INLINE hn::Vec<DF> LoadTail(DF df, const T* HWY_RESTRICT p, size_t n) {
+    return LoadTailBF16AsF32(df, p, n);
+  }
+};
+
+// out[r] = W[r, :] . x for kRows consecutive rows of a dense weight matrix.
+// w: [kRows, cols] at row stride cols, x: [cols], out: [kRows].
+template <size_t kRows, class Weights, class DF>
+HWY_INLINE void DotRowsDense(DF df, const typename Weights::T* HWY_RESTRICT w, size_t cols,
+                             const float* HWY_RESTRICT x, float* HWY_RESTRICT out) {
+  using V = hn::Vec<DF>;
+  const size_t N = hn::Lanes(df);
+  V acc0[kRows];
+  V acc1[kRows];
+  for (size_t r = 0; r < kRows; ++r) {
+    acc0[r] = hn::Zero(df);
+    acc1[r] = hn::Zero(df);
+  }
+  using T = typename Weights::T;
+  const size_t group_bytes = kRows * cols * sizeof(T);
+  const bool prefetch_next_group = group_bytes <= kGroupPrefetchMaxBytes;
+  size_t i = 0;
+  if (cols >= 2 * N) {
+    for (; i <= cols - 2 * N; i += 2 * N) {
+      if (prefetch_next_group) {
+        PrefetchAhead(w, kRows * 2 * N * sizeof(T), group_bytes + i * kRows * sizeof(T));
+      }
+      const V x0 = hn::LoadU(df, x + i);
+      const V x1 = hn::LoadU(df, x + i + N);
+      for (size_t r = 0; r < kRows; ++r) {
+        if (!prefetch_next_group) {
+          PrefetchAhead(w + r * cols + i, 2 * N * sizeof(T), kPrefetchBytes);
+        }
+        acc0[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i), x0, acc0[r]);
+        acc1[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i + N), x1, acc1[r]);
+      }
+    }
+  }
+  if (i + N <= cols) {
+    const V x0 = hn::LoadU(df, x + i);
+    for (size_t r = 0; r < kRows; ++r) {
+      acc0[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i), x0, acc0[r]);
+    }
+    i += N;
+  }
+  if (i < cols) {
+    const size_t n = cols - i;
+    const V x0 = LoadTail(df, x + i, n);
+    for (size_t r = 0; r < kRows; ++r) {
+      acc1[r] = hn::MulAdd(Weights::LoadTail(df, w + r * cols + i, n), x0, acc1[r]);
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) {
+    out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
+  }
+}
+
+// Writes y[r] = sums[i] + bias[r] for the kRows rows starting at r.
+// sums: [kRows], bias: [rows] or null, y: [rows].
+template <size_t kRows>
+HWY_INLINE void StoreRows(const float* HWY_RESTRICT sums, const float* HWY_RESTRICT bias, size_t r,
+                          float* HWY_RESTRICT y) {
+  for (size_t i = 0; i < kRows; ++i) y[r + i] = sums[i] + (bias != nullptr ? bias[r + i] : 0.0f);
+}
+
+// w: [rows, cols] dense, x: [cols], bias: [rows] or null, y: [rows].
+template <class Weights, size_t kRows = kMatVecRows>
+HWY_NOINLINE void MatVecDense(const ops::WeightView& w, const float* HWY_RESTRICT x,
+                              const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
+                              size_t row_begin, size_t row_end) {
+  const hn::ScalableTag<float> df;
+  const auto* data = static_cast<const typename Weights::T*>(w.data);
+  const size_t cols = w.cols;
+  float sums[kRows];
+  size_t r = row_begin;
+  for (; r + kRows <= row_end; r += kRows) {
+    DotRowsDense<kRows, Weights>(df, data + r * cols, cols, x, sums);
+    StoreRows<kRows>(sums, bias, r, y);
+  }
+  if (kRows > 4 && r + 4 <= row_end) {
+    DotRowsDense<4, Weights>(df, data + r * cols, cols, x, sums);
+    StoreRows<4>(sums, bias, r, y);
+    r += 4;
+  }
+  for (; r < row_end; ++r) {
+    DotRowsDense<1, Weights>(df, data + r * cols, cols, x, sums);
+    StoreRows<1>(sums, bias, r, y);
+  }
+}
+
+// ------------------------------------------------------------------ q8_0
+
+// Scales are widened to f32 on the stack this many blocks at a time, so rows of any length need
+// no heap buffer: 32 blocks = 1024 columns, 1 KiB of stack for 8 rows.
+inline constexpr size_t kQ8ScaleChunk = 32;
+
+// Widens n <= kQ8ScaleChunk scales of row `row`, starting at block b0, into out: [n].
+HWY_INLINE void WidenQ8Scales(const ops::WeightView& w, size_t row, size_t b0, size_t n,
+                              float* HWY_RESTRICT out) {
+  const size_t index = row * (w.cols / ops::kQ8Block) + b0;
+  if (w.scale_type == ops::ScaleType::kF32) {
+    std::memcpy(out, static_cast<const float*>(w.scales) + index, n * sizeof(float));
+  } else {
+    F16ToF32RowImpl(static_cast<const uint16_t*>(w.scales) + index, out, n);
+  }
+}
+
+// Prefetches the next chunk of scales of row `row` after the one starting at block b0 or, at
+// the end of the row, the first chunk of row `row + rows_per_group` (where the next group of
+// rows starts). A chunk is at most 128 bytes.
+HWY_INLINE void PrefetchScales(const ops::WeightView& w, size_t row, size_t b0,
+                               size_t rows_per_group) {
+  const size_t blocks = w.cols / ops::kQ8Block;
+  b0 += kQ8ScaleChunk;
+  if (b0 >= blocks) {
+    b0 = 0;
+    row += rows_per_group;
+  }
+  if (row >= w.rows) return;
+  const size_t bytes = w.scale_type == ops::ScaleType::kF16 ? 2 : 4;
+  const uint8_t* p = static_cast<const uint8_t*>(w.scales) + (row * blocks + b0) * bytes;
+  hwy::Prefetch(p);
+  hwy::Prefetch(p + 64);
+}
+
+// Sum over one q8_0 block of quants q: [kQ8Block] times x: [kQ8Block], unscaled.
+template <class DF>
+HWY_INLINE hn::Vec<DF> Q8BlockDot(DF df, const int8_t* HWY_RESTRICT q,
+                                  const hn::Vec<DF>* HWY_RESTRICT xs) {
+  const size_t N = hn::Lanes(df);
+  auto sum = hn::Mul(LoadI8AsF32(df, q), xs[0]);
+  for (size_t j = 1; j < ops::kQ8Block / N; ++j) {
+    sum = hn::MulAdd(LoadI8AsF32(df, q + j * N), xs[j], sum);
+  }
+  return sum;
+}
+
+// out[r] = W[r, :] . x for kRows consecutive q8_0 rows starting at `row`. Within a block the
+// int8 quants are widened to f32 and multiplied by x; the block sum is then scaled once, which
+// costs one FMA per block and row instead of one multiply per weight. Two blocks (one cache
+// line of quants per row) are done per step, each into its own accumulator.
+// x: [cols], out: [kRows]; the CappedTag keeps Lanes(df) a divisor of kQ8Block.
+template <size_t kRows, class DF>
+HWY_INLINE void DotRowsQ8(DF df, const ops::WeightView& w, size_t row, const float* HWY_RESTRICT x,
+                          float* HWY_RESTRICT out) {
+  using V = hn::Vec<DF>;
+  const size_t N = hn::Lanes(df);
+  constexpr size_t kMaxVecs = ops::kQ8Block;  // Vectors per block, at most (1 lane each).
+  const size_t vecs = ops::kQ8Block / N;
+  const size_t cols = w.cols;
+  const size_t blocks = cols / ops::kQ8Block;
+  const size_t group_bytes = kRows * cols;  // Quants only; scales are prefetched separately.
+  const bool prefetch_next_group = group_bytes <= kGroupPrefetchMaxBytes;
+  const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + row * cols;
+  HWY_ALIGN float scales[kRows][kQ8ScaleChunk];
+  V acc0[kRows];
+  V acc1[kRows];
+  for (size_t r = 0; r < kRows; ++r) {
+    acc0[r] = hn::Zero(df);
+    acc1[r] = hn::Zero(df);
+  }
+  for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
+    const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
+    for (size_t r = 0; r < kRows; ++r) {
+      WidenQ8Scales(w, row + r, b0, nb, scales[r]);
+      PrefetchScales(w, row + r, b0, kRows);
+    }
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      const size_t c0 = (b0 + b) * ops::kQ8Block;
+      V xs0[kMaxVecs];
+      V xs1[kMaxVecs];
+      for (size_t j = 0; j < vecs; ++j) {
+        xs0[j] = hn::LoadU(df, x + c0 + j * N);
+        xs1[j] = hn::LoadU(df, x + c0 + ops::kQ8Block + j * N);
+      }
+      if (prefetch_next_group) {
+        PrefetchAhead(q, kRows * 2 * ops::kQ8Block, group_bytes + c0 * kRows);
+      }
+      for (size_t r = 0; r < kRows; ++r) {
+        const int8_t* row_q = q + r * cols + c0;
+        if (!prefetch_next_group) PrefetchAhead(row_q, 2 * ops::kQ8Block, kPrefetchBytes);
+        acc0[r] = hn::MulAdd(Q8BlockDot(df, row_q, xs0), hn::Set(df, scales[r][b]), acc0[r]);
+        acc1[r] = hn::MulAdd(Q8BlockDot(df, row_q + ops::kQ8Block, xs1),
+                             hn::Set(df, scales[r][b + 1]), acc1[r]);
+      }
+    }
+    if (b < nb) {
+      const size_t c0 = (b0 + b) * ops::kQ8Block;
+      V xs0[kMaxVecs];
+      for (size_t j = 0; j < vecs; ++j) xs0[j] = hn::LoadU(df, x + c0 + j * N);
+      for (size_t r = 0; r < kRows; ++r) {
+        acc0[r] =
+            hn::MulAdd(Q8BlockDot(df, q + r * cols + c0, xs0), hn::Set(df, scales[r][b]), acc0[r]);
+      }
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) {
+    out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
+  }
+}
+
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+// 16 vector registers: 4 rows x 2 accumulators + 4 x vectors + temporaries fill them.
+inline constexpr size_t kQ8Rows = 4;
+#else
+// 32 vector registers: 8 rows. The widening makes q8_0 the most instruction-heavy type per
+// byte, and 8 independent rows per shared x load measured 10% faster than 4 on Zen 4/5 for
+// matrices streamed from DRAM.
+inline constexpr size_t kQ8Rows = 8;
+#endif
+
+// w: [rows, cols] q8_0, x: [cols], bias: [rows] or null, y: [rows].
+HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RESTRICT x,
+                                  const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
+                                  size_t row_begin, size_t row_end) {
+  const hn::CappedTag<float, ops::kQ8Block> df;
+  float sums[kQ8Rows];
+  size_t r = row_begin;
+  for (; r + kQ8Rows <= row_end; r += kQ8Rows) {
+    DotRowsQ8<kQ8Rows>(df, w, r, x, sums);
+    StoreRows<kQ8Rows>(sums, bias, r, y);
+  }
+  if (kQ8Rows > 4 && r + 4 <= row_end) {
+    DotRowsQ8<4>(df, w, r, x, sums);
+    StoreRows<4>(sums, bias, r, y);
+    r += 4;
+  }
+  for (; r < row_end; ++r) {
+    DotRowsQ8<1>(df, w, r, x, sums);
+    StoreRows<1>(sums, bias, r, y);
+  }
+}
+
+// ------------------------------------------------------------------ entry point
+
+// w: [rows, cols], x: [cols], bias: [rows] or null, y: [rows]; rows [row_begin, row_end).
+inline void MatVecImpl(const ops::WeightView& w, const float* HWY_RESTRICT x,
+                       const float* HWY_RESTRICT bias, float* HWY_RESTRICT y, size_t row_begin,
+                       size_t row_end) {
+  switch (w.type) {
+    case ops::WeightType::kF32:
+      return MatVecDense<F32Weights>(w, x, bias, y, row_begin, row_end);
+    case ops::WeightType::kF16:
+      return MatVecDense<F16Weights>(w, x, bias, y, row_begin, row_end);
+    case ops::WeightType::kBF16:
+      return MatVecDense<BF16Weights>(w, x, bias, y, row_begin, row_end);
+    case ops::WeightType::kQ8_0:
+      return MatVecQ8(w, x, bias, y, row_begin, row_end);
+  }
+}
+
+}  // namespace recur::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // RECUR_OPS_MATVEC_INL_H_

@@ -1,0 +1,19 @@
+// Matrix-vector product for every weight type: the decode-time workhorse (one token, every
+// projection). Memory-bound: the kernel streams W once and keeps x in L1.
+#pragma once
+
+#include <cstddef>
+
+#include "ops/types.h"
+
+namespace recur::ops {
+
+// y[r] = W[r, :] . x + bias[r] for r in [row_begin, row_end); other entries of y are untouched,
+// so threads may each take a row range of the same y.
+// w: [rows, cols] of any WeightType, x: [cols], bias: [rows] or null, y: [rows].
+// Requires row_begin <= row_end <= w.rows; q8_0 requires cols % kQ8Block == 0.
+// Dispatches to the best Highway target once per call.
+void MatVec(const WeightView& w, const float* x, const float* bias, float* y, size_t row_begin,
+            size_t row_end);
+
+}  // namespace recur::ops

@@ -1,0 +1,266 @@
+// Tests ops/matvec.cc against the scalar reference ops/reference/matvec_ref.cc on every compiled
+// Highway target, every weight type, awkward shapes, unaligned pointers and row sub-ranges.
+#include "ops/matvec.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hwy/targets.h"
+#include "ops/convert.h"
+#include "ops/reference/matvec_ref.h"
+#include "ops/types.h"
+
+namespace recur::ops {
+namespace {
+
+// A weight matrix of random values in [-1, 1) stored as `type`, starting `misalign` elements
+// past an aligned allocation so kernels see unaligned rows.
+struct TestMatrix {
+  std::vector<uint8_t> data;
+  std::vector<uint8_t> scales;
+  WeightView view;
+};
+
+size_t ElementBytes(WeightType type) {
+  switch (type) {
+    case WeightType::kF32:
+      return 4;
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      return 2;
+    case WeightType::kQ8_0:
+      return 1;
+  }
+  return 0;
+}
+
+TestMatrix MakeMatrix(WeightType type, ScaleType scale_type, size_t rows, size_t cols,
+                      size_t misalign, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> values(rows * cols);
+  for (float& v : values) v = dist(rng);
+  TestMatrix m;
+  const size_t elem = ElementBytes(type);
+  m.data.assign((rows * cols + misalign) * elem + 64, 0);
+  uint8_t* base = m.data.data() + misalign * elem;
+  const size_t scale_bytes = scale_type == ScaleType::kF16 ? 2 : 4;
+  m.scales.assign((rows * cols / kQ8Block + 1) * scale_bytes + 64, 0);
+  uint8_t* scale_base = m.scales.data() + scale_bytes;  // Scales unaligned too.
+  for (size_t i = 0; i < rows * cols; ++i) {
+    if (type == WeightType::kF32) {
+      std::memcpy(base + 4 * i, &values[i], 4);
+    } else if (type == WeightType::kF16) {
+      const uint16_t h = F32ToF16(values[i]);
+      std::memcpy(base + 2 * i, &h, 2);
+    } else if (type == WeightType::kBF16) {
+      const uint16_t b = F32ToBF16(values[i]);
+      std::memcpy(base + 2 * i, &b, 2);
+    }
+  }
+  if (type == WeightType::kQ8_0) {
+    for (size_t r = 0; r < rows; ++r) {
+      QuantizeRowQ8_0(values.data() + r * cols, cols, reinterpret_cast<int8_t*>(base) + r * cols,
+                      scale_base + r * (cols / kQ8Block) * scale_bytes, scale_type);
+    }
+  }
+  m.view = {type, base, type == WeightType::kQ8_0 ? scale_base : nullptr, scale_type, rows, cols};
+  return m;
+}
+
+std::vector<float> RandomVector(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Tolerance: an f32 sum of n terms is off by at most about n * eps * sum|terms| (worst case) and
+// typically sqrt(n) * eps * sum|terms|. Every kernel splits a row over >= 2 accumulators, so with
+// cols <= 1100 the typical error is below 2e-6 of sum |w||x| + |bias|. 1e-5 of that leaves a 5x
+// margin yet catches any dropped, doubled or misplaced term, which costs about sum / cols.
+constexpr double kRelTol = 1e-5;
+
+// Runs MatVec over [row_begin, row_end) and checks it against the reference; entries outside
+// the range must keep their sentinel.
+void CheckMatVec(const TestMatrix& m, const float* x, const float* bias, size_t row_begin,
+                 size_t row_end) {
+  const WeightView& w = m.view;
+  constexpr float kSentinel = 12345.0f;
+  std::vector<float> y(w.rows, kSentinel);
+  std::vector<float> expected(w.rows, kSentinel);
+  MatVec(w, x, bias, y.data(), row_begin, row_end);
+  ref::MatVec(w, x, bias, expected.data(), row_begin, row_end);
+  double worst = 0.0;  // Largest error / tolerance seen.
+  for (size_t r = 0; r < w.rows; ++r) {
+    if (r < row_begin || r >= row_end) {
+      CHECK(y[r] == kSentinel);
+      continue;
+    }
+    double scale = bias != nullptr ? std::fabs(bias[r]) : 0.0;
+    for (size_t c = 0; c < w.cols; ++c) scale += std::fabs(WeightAt(w, r, c) * x[c]);
+    const double tol = kRelTol * scale + 1e-30;
+    worst = std::max(worst, std::fabs(static_cast<double>(y[r]) - expected[r]) / tol);
+  }
+  CAPTURE(w.rows);
+  CAPTURE(w.cols);
+  CAPTURE(row_begin);
+  CAPTURE(row_end);
+  CHECK(worst <= 1.0);
+}
+
+const char* TypeName(WeightType type) {
+  switch (type) {
+    case WeightType::kF32:
+      return "f32";
+    case WeightType::kF16:
+      return "f16";
+    case WeightType::kBF16:
+      return "bf16";
+    case WeightType::kQ8_0:
+      return "q8_0";
+  }
+  return "?";
+}
+
+// Every shape x alignment x bias x row range for one weight type on the current target.
+void CheckAllShapes(WeightType type, ScaleType scale_type, const std::vector<size_t>& col_sizes) {
+  // Rows around the 4-row groups of the kernel; columns around every target's lane count
+  // (1, 4, 8, 16) and its 2-vector unroll, plus large and odd sizes.
+  const std::vector<size_t> row_sizes = {0, 1, 3, 4, 5, 9, 17};
+  uint32_t seed = 1;
+  for (size_t rows : row_sizes) {
+    for (size_t cols : col_sizes) {
+      for (size_t misalign : {0, 1}) {
+        const TestMatrix m = MakeMatrix(type, scale_type, rows, cols, misalign, seed++);
+        // x is offset by `misalign` floats from its allocation as well.
+        std::vector<float> x_storage = RandomVector(cols + 1, seed++);
+        const float* x = x_storage.data() + misalign;
+        const std::vector<float> bias = RandomVector(rows, seed++);
+        CAPTURE(std::string(TypeName(type)));
+        CAPTURE(misalign);
+        CheckMatVec(m, x, nullptr, 0, rows);
+        CheckMatVec(m, x, bias.data(), 0, rows);
+        if (rows > 2) CheckMatVec(m, x, bias.data(), 1, rows - 1);
+        if (rows > 5) CheckMatVec(m, x, nullptr, 5, rows);
+      }
+    }
+  }
+}
+
+const std::vector<size_t> kDenseCols = {0,  1,  2,  3,  4,  5,  7,  8,   9,   15,   16,  17,
+                                        31, 32, 33, 47, 63, 64, 65, 100, 257, 1000, 1031};
+const std::vector<size_t> kQ8Cols = {0, 32, 64, 96, 320, 1024, 1056};
+
+// Runs body once per compiled and supported Highway target, with dispatch pinned to it.
+template <class F>
+void ForEachTarget(F&& body) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    CAPTURE(std::string(hwy::TargetName(target)));
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST_CASE("MatVec f32 matches the reference on every target") {
+  ForEachTarget([] { CheckAllShapes(WeightType::kF32, ScaleType::kF16, kDenseCols); });
+}
+
+TEST_CASE("MatVec f16 matches the reference on every target") {
+  ForEachTarget([] { CheckAllShapes(WeightType::kF16, ScaleType::kF16, kDenseCols); });
+}
+
+TEST_CASE("MatVec bf16 matches the reference on every target") {
+  ForEachTarget([] { CheckAllShapes(WeightType::kBF16, ScaleType::kF16, kDenseCols); });
+}
+
+TEST_CASE("MatVec q8_0 with f16 and f32 scales matches the reference on every target") {
+  ForEachTarget([] {
+    CheckAllShapes(WeightType::kQ8_0, ScaleType::kF16, kQ8Cols);
+    CheckAllShapes(WeightType::kQ8_0, ScaleType::kF32, kQ8Cols);
+  });
+}
+
+TEST_CASE("MatVec on a large matrix matches the reference on every target") {
+  ForEachTarget([] {
+    for (WeightType type :
+         {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0}) {
+      CAPTURE(std::string(TypeName(type)));
+      const TestMatrix m = MakeMatrix(type, ScaleType::kF16, 203, 2080, 1, 7);
+      const std::vector<float> x = RandomVector(2080, 8);
+      const std::vector<float> bias = RandomVector(203, 9);
+      CheckMatVec(m, x.data(), bias.data(), 0, 203);
+      CheckMatVec(m, x.data(), nullptr, 13, 150);
+    }
+  });
+}
+
+TEST_CASE("MatVec on rows longer than the group-prefetch limit matches the reference") {
+  // 16416 columns make every row group larger than 64 KiB, so the kernels take their in-row
+  // prefetch path; the rounding budget is the same (sqrt(16416 / 2) * 6e-8 < 1e-5).
+  ForEachTarget([] {
+    for (WeightType type :
+         {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0}) {
+      CAPTURE(std::string(TypeName(type)));
+      const TestMatrix m = MakeMatrix(type, ScaleType::kF32, 13, 16416, 0, 21);
+      const std::vector<float> x = RandomVector(16416, 22);
+      CheckMatVec(m, x.data(), nullptr, 0, 13);
+    }
+  });
+}
+
+TEST_CASE("MatVec with an empty row range writes nothing") {
+  const TestMatrix m = MakeMatrix(WeightType::kF32, ScaleType::kF16, 4, 8, 0, 3);
+  const std::vector<float> x = RandomVector(8, 4);
+  std::vector<float> y(4, -1.0f);
+  MatVec(m.view, x.data(), nullptr, y.data(), 2, 2);
+  for (float v : y) CHECK(v == -1.0f);
+}
+
+TEST_CASE("DequantizeRow decodes every weight type exactly") {
+  ForEachTarget([] {
+    for (WeightType type :
+         {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0}) {
+      for (ScaleType scale_type : {ScaleType::kF16, ScaleType::kF32}) {
+        const size_t cols = type == WeightType::kQ8_0 ? 96 : 37;
+        const TestMatrix m = MakeMatrix(type, scale_type, 3, cols, 1, 11);
+        std::vector<float> row(cols);
+        for (size_t r = 0; r < 3; ++r) {
+          DequantizeRow(m.view, r, row.data());
+          for (size_t c = 0; c < cols; ++c) CHECK(row[c] == WeightAt(m.view, r, c));
+        }
+      }
+    }
+  });
+}
+
+TEST_CASE("Scalar f16 and bf16 conversions round to nearest even and keep specials") {
+  // Exact round trips for every half value that is not NaN.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00u) == 0x7C00u && (h & 0x3FFu) != 0) continue;
+    CHECK(F32ToF16(F16ToF32(static_cast<uint16_t>(h))) == h);
+  }
+  CHECK(std::isnan(F16ToF32(0x7E00)));
+  CHECK(std::isnan(F16ToF32(F32ToF16(std::nanf("")))));
+  CHECK(F32ToF16(65520.0f) == 0x7C00);         // Rounds up past the largest half: infinity.
+  CHECK(F32ToF16(65519.0f) == 0x7BFF);         // Largest finite half.
+  CHECK(F32ToF16(1.0f + 0x1p-11f) == 0x3C00);  // Tie: stays at the even mantissa 1.0.
+  CHECK(F32ToF16(1.0f + 0x3p-11f) == 0x3C02);  // Tie: rounds up to the even mantissa.
+  CHECK(F16ToF32(0x0001) == 0x1p-24f);         // Smallest subnormal.
+  CHECK(F32ToF16(0x1p-25f) == 0x0000);         // Tie between 0 and the smallest subnormal.
+  CHECK(F32ToBF16(1.0f + 0x1p-8f) == 0x3F80);  // Tie: stays even.
+  CHECK(F32ToBF16(1.0f + 0x3p-8f) == 0x3F82);  // Tie: rounds up to even.
+  CHECK(BF16ToF32(0x3F80) == 1.0f);
+  CHECK(std::isnan(BF16ToF32(F32ToBF16(std::nanf("")))));
+}
+
+}  // namespace
+}  // namespace recur::ops
