@@ -20,111 +20,29 @@
 #include "formats/convert.h"
 #include "formats/hf_mamba.h"
 #include "runtime/recur.hpp"
+#include "tests/runtime/fixture_util.h"
 #include "tests/test_util.h"
 
 namespace recur {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ConvertTo;
+using testing::kFixtureTolerance;
+using testing::Fixture;
+using testing::LoadFixture;
+using testing::LoadModel;
+using testing::MaxAbsDiff;
+using testing::NewSession;
+using testing::StateOf;
+using testing::StepLogits;
 
-// The fixtures README: a float32 runtime must match the reference within 1e-4; looser is not a
-// pass (dropping the SSM recurrence altogether moves these logits by only ~1e-2).
-constexpr double kFixtureTolerance = 1e-4;
-
-struct Fixture {
-  std::string dir;
-  std::vector<int32_t> tokens;
-  std::vector<float> logits;       // [T, V] from the full-sequence forward.
-  std::vector<float> logits_step;  // [T, V] from Mamba.step, one token at a time.
-  size_t vocab = 0;
-};
-
-std::vector<float> ReadF32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  REQUIRE_MESSAGE(in.good(), (std::string("cannot open ") + path));
-  const std::streamsize bytes = in.tellg();
-  in.seekg(0);
-  std::vector<float> v(static_cast<size_t>(bytes) / sizeof(float));
-  in.read(reinterpret_cast<char*>(v.data()),
-          static_cast<std::streamsize>(v.size() * sizeof(float)));
-  return v;
-}
-
-// The fixture, or nullopt (with a message) when the shared folder is absent.
-std::optional<Fixture> LoadFixture() {
-  const std::string shared = testing::SharedDir();
-  if (shared.empty()) {
-    MESSAGE("skipped: the shared fixtures folder is absent");
-    return std::nullopt;
-  }
-  Fixture f;
-  f.dir = shared + "/fixtures/mamba1-tiny";
-  std::ifstream tokens(f.dir + "/tokens.txt");
-  REQUIRE(tokens.good());
-  std::string item;
-  while (std::getline(tokens, item, ',')) f.tokens.push_back(std::stoi(item));
-  f.logits = ReadF32(f.dir + "/logits.f32");
-  f.logits_step = ReadF32(f.dir + "/logits_step.f32");
-  REQUIRE(!f.tokens.empty());
-  f.vocab = f.logits.size() / f.tokens.size();
-  REQUIRE(f.logits.size() == f.tokens.size() * f.vocab);
-  REQUIRE(f.logits_step.size() == f.logits.size());
-  return f;
-}
-
-std::string ConvertTo(const std::string& source, const testing::TempDir& dir, DType dtype) {
-  ConvertOptions options;
-  options.source = source;
-  options.output = dir.File(std::string("mamba1-") + std::string(DTypeName(dtype)) + ".recur");
-  options.dtype = dtype;
-  auto report = Convert(options, MambaHfArchitectures());
-  REQUIRE_MESSAGE(report.ok(), report.status().message());
-  CHECK(report->architecture == "mamba1");
-  return options.output;
-}
-
-std::shared_ptr<const Model> LoadModel(const std::string& path, int n_threads) {
-  auto model = Model::Load(path, ModelParams{.n_threads = n_threads});
-  REQUIRE_MESSAGE(model.ok(), model.status().message());
-  REQUIRE_MESSAGE((*model)->runnable().ok(), (*model)->runnable().message());
-  return *model;
-}
-
-std::unique_ptr<Session> NewSession(const std::shared_ptr<const Model>& model) {
-  auto session = Session::Create(model);
-  REQUIRE_MESSAGE(session.ok(), session.status().message());
-  return std::move(session).value();
-}
-
-double MaxAbsDiff(const float* a, const float* b, size_t n) {
-  double worst = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-  }
-  return worst;
-}
-
-// Every position's logits, one token at a time.
-std::vector<float> StepLogits(Session& session, const std::vector<int32_t>& tokens, size_t vocab) {
-  std::vector<float> all(tokens.size() * vocab);
-  for (size_t t = 0; t < tokens.size(); ++t) {
-    const float* logits = nullptr;
-    REQUIRE(session.StepToken(tokens[t], &logits).ok());
-    std::memcpy(all.data() + t * vocab, logits, vocab * sizeof(float));
-  }
-  return all;
-}
-
-std::vector<float> StateOf(const Session& session) {
-  return std::vector<float>(session.state(),
-                            session.state() + session.state_bytes() / sizeof(float));
-}
 
 TEST_CASE("mamba1: converted mamba1-tiny matches the official reference, step by step") {
-  const std::optional<Fixture> f = LoadFixture();
+  const std::optional<Fixture> f = LoadFixture("mamba1-tiny");
   if (!f) return;
   testing::TempDir dir;
-  const std::string path = ConvertTo(f->dir, dir, DType::kF32);
+  const std::string path = ConvertTo(f->dir, dir, DType::kF32, "mamba1");
   for (int n_threads : {1, 2}) {
     CAPTURE(n_threads);
     auto model = LoadModel(path, n_threads);
@@ -148,10 +66,10 @@ TEST_CASE("mamba1: converted mamba1-tiny matches the official reference, step by
 }
 
 TEST_CASE("mamba1: a prefill of every token matches the official reference at every position") {
-  const std::optional<Fixture> f = LoadFixture();
+  const std::optional<Fixture> f = LoadFixture("mamba1-tiny");
   if (!f) return;
   testing::TempDir dir;
-  const std::string path = ConvertTo(f->dir, dir, DType::kF32);
+  const std::string path = ConvertTo(f->dir, dir, DType::kF32, "mamba1");
   for (int n_threads : {1, 2}) {
     CAPTURE(n_threads);
     auto model = LoadModel(path, n_threads);
@@ -172,10 +90,10 @@ TEST_CASE("mamba1: a prefill of every token matches the official reference at ev
 }
 
 TEST_CASE("mamba1: prefill(k) then steps leaves the state of T steps; split prefills are exact") {
-  const std::optional<Fixture> f = LoadFixture();
+  const std::optional<Fixture> f = LoadFixture("mamba1-tiny");
   if (!f) return;
   testing::TempDir dir;
-  const std::string path = ConvertTo(f->dir, dir, DType::kF32);
+  const std::string path = ConvertTo(f->dir, dir, DType::kF32, "mamba1");
   const std::vector<int32_t>& tokens = f->tokens;
   const size_t T = tokens.size();
   std::vector<float> steps_state_1thread, prefill_state_1thread;
@@ -237,7 +155,7 @@ TEST_CASE("mamba1: prefill(k) then steps leaves the state of T steps; split pref
 }
 
 TEST_CASE("mamba1: f16, bf16 and q8_0 weights stay within their measured bounds") {
-  const std::optional<Fixture> f = LoadFixture();
+  const std::optional<Fixture> f = LoadFixture("mamba1-tiny");
   if (!f) return;
   testing::TempDir dir;
   // Bounds on max |logit diff| against the f32 reference over all 96 positions (logits reach ~1).
@@ -255,7 +173,7 @@ TEST_CASE("mamba1: f16, bf16 and q8_0 weights stay within their measured bounds"
   for (const Case& c :
        {Case{DType::kF16, 1e-3}, Case{DType::kBF16, 1e-2}, Case{DType::kQ8_0, 2e-2}}) {
     CAPTURE(DTypeName(c.dtype));
-    const std::string path = ConvertTo(f->dir, dir, c.dtype);
+    const std::string path = ConvertTo(f->dir, dir, c.dtype, "mamba1");
     auto model = LoadModel(path, 2);
     auto session = NewSession(model);
     const std::vector<float> step = StepLogits(*session, f->tokens, f->vocab);
@@ -303,7 +221,7 @@ void WriteStateSpacesCopy(const std::string& from, const std::string& to) {
 }
 
 TEST_CASE("mamba1: the state-spaces layout of the checkpoint converts to the same model") {
-  const std::optional<Fixture> f = LoadFixture();
+  const std::optional<Fixture> f = LoadFixture("mamba1-tiny");
   if (!f) return;
   testing::TempDir dir;
   const std::string ss_dir = dir.File("state-spaces");

@@ -1,0 +1,121 @@
+// Shared plumbing for the tests that run a model from ../shared/fixtures against the logits
+// the official reference code computed for it.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "formats/convert.h"
+#include "runtime/recur.hpp"
+#include "tests/test_util.h"
+
+namespace recur::testing {
+
+// The fixtures README: a float32 runtime must match the reference within 1e-4; looser is not a
+// pass (dropping the SSM recurrence altogether moves these logits by only ~1e-2).
+constexpr double kFixtureTolerance = 1e-4;
+
+struct Fixture {
+  std::string dir;
+  std::vector<int32_t> tokens;
+  std::vector<float> logits;       // [T, V] from the full-sequence forward.
+  std::vector<float> logits_step;  // [T, V] from the reference's step, one token at a time.
+  size_t vocab = 0;
+};
+
+inline std::vector<float> ReadF32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  REQUIRE_MESSAGE(in.good(), (std::string("cannot open ") + path));
+  const std::streamsize bytes = in.tellg();
+  in.seekg(0);
+  std::vector<float> v(static_cast<size_t>(bytes) / sizeof(float));
+  in.read(reinterpret_cast<char*>(v.data()),
+          static_cast<std::streamsize>(v.size() * sizeof(float)));
+  return v;
+}
+
+// Fixture `name` (e.g. "mamba1-tiny"), or nullopt (with a message) when the shared folder is
+// absent.
+inline std::optional<Fixture> LoadFixture(const std::string& name) {
+  const std::string shared = SharedDir();
+  if (shared.empty()) {
+    MESSAGE("skipped: the shared fixtures folder is absent");
+    return std::nullopt;
+  }
+  Fixture f;
+  f.dir = shared + "/fixtures/" + name;
+  std::ifstream tokens(f.dir + "/tokens.txt");
+  REQUIRE(tokens.good());
+  std::string item;
+  while (std::getline(tokens, item, ',')) f.tokens.push_back(std::stoi(item));
+  f.logits = ReadF32(f.dir + "/logits.f32");
+  f.logits_step = ReadF32(f.dir + "/logits_step.f32");
+  REQUIRE(!f.tokens.empty());
+  f.vocab = f.logits.size() / f.tokens.size();
+  REQUIRE(f.logits.size() == f.tokens.size() * f.vocab);
+  REQUIRE(f.logits_step.size() == f.logits.size());
+  return f;
+}
+
+// Converts `source` into `dir` with weight matrices in `dtype`; checks the architecture found
+// and that every source tensor was used. Returns the .recur path.
+inline std::string ConvertTo(const std::string& source, const TempDir& dir, DType dtype,
+                             const std::string& architecture) {
+  ConvertOptions options;
+  options.source = source;
+  options.output = dir.File(architecture + "-" + std::string(DTypeName(dtype)) + ".recur");
+  options.dtype = dtype;
+  auto report = Convert(options);
+  REQUIRE_MESSAGE(report.ok(), report.status().message());
+  CHECK(report->architecture == architecture);
+  CHECK(report->unused_source_tensors.empty());
+  return options.output;
+}
+
+inline std::shared_ptr<const Model> LoadModel(const std::string& path, int n_threads) {
+  auto model = Model::Load(path, ModelParams{.n_threads = n_threads});
+  REQUIRE_MESSAGE(model.ok(), model.status().message());
+  REQUIRE_MESSAGE((*model)->runnable().ok(), (*model)->runnable().message());
+  return *model;
+}
+
+inline std::unique_ptr<Session> NewSession(const std::shared_ptr<const Model>& model) {
+  auto session = Session::Create(model);
+  REQUIRE_MESSAGE(session.ok(), session.status().message());
+  return std::move(session).value();
+}
+
+inline double MaxAbsDiff(const float* a, const float* b, size_t n) {
+  double worst = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  }
+  return worst;
+}
+
+// Every position's logits, one token at a time.
+inline std::vector<float> StepLogits(Session& session, const std::vector<int32_t>& tokens, size_t vocab) {
+  std::vector<float> all(tokens.size() * vocab);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const float* logits = nullptr;
+    REQUIRE(session.StepToken(tokens[t], &logits).ok());
+    std::memcpy(all.data() + t * vocab, logits, vocab * sizeof(float));
+  }
+  return all;
+}
+
+inline std::vector<float> StateOf(const Session& session) {
+  return std::vector<float>(session.state(),
+                            session.state() + session.state_bytes() / sizeof(float));
+}
+
+}  // namespace recur::testing
