@@ -276,6 +276,37 @@ struct Limits {
   double peak_gflops_all = 0.0;
 };
 
+// Aggregate f32 FMA throughput of `threads`, each running iters x kFmaChains independent FMA
+// chains in registers; median of `repeats` runs.
+double PeakGflops(const Threads& threads, size_t iters, int repeats) {
+  const double flops_per_thread = 2.0 * static_cast<double>(iters) * kFmaChains *
+                                  static_cast<double>(HWY_DYNAMIC_DISPATCH(FloatLanes)());
+  const double seconds = MedianSeconds(repeats, [&] {
+    std::vector<float> results(static_cast<size_t>(threads.size()));
+    threads.ParallelFor(results.size(), 1, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        results[i] = HWY_DYNAMIC_DISPATCH(FmaChains)(iters, static_cast<float>(i));
+      }
+    });
+    for (float r : results) g_sink = g_sink + r;
+  });
+  return flops_per_thread * threads.size() / seconds * 1e-9;
+}
+
+// Reads p: [n] once, split over the threads, each part as `streams` (1 or 2) sequential streams.
+void StreamSum(const Threads& threads, const float* p, size_t n, int streams) {
+  std::mutex mutex;
+  float total = 0.0f;
+  // 64 KiB grain: large enough that each thread streams long runs, small enough to balance.
+  threads.ParallelFor(n, 16384, [&](size_t begin, size_t end) {
+    const float sum = streams == 1 ? HWY_DYNAMIC_DISPATCH(SumFloats)(p + begin, end - begin)
+                                   : HWY_DYNAMIC_DISPATCH(SumFloats2)(p + begin, end - begin);
+    const std::lock_guard<std::mutex> lock(mutex);  // Once per range: no contention.
+    total += sum;
+  });
+  g_sink = g_sink + total;
+}
+
 // Streams a buffer of `bytes` (far larger than the LLC) with 1 and with all threads.
 Limits MeasureLimits(const Threads& one, const Threads& all, const Options& options) {
   Limits limits;
@@ -288,21 +319,9 @@ Limits MeasureLimits(const Threads& one, const Threads& all, const Options& opti
     for (size_t i = begin; i < end; ++i) p[i] = static_cast<float>(i & 7);
   });
   const int repeats = options.quick ? 3 : 7;
-  // Median seconds to stream the whole buffer, split over the threads, each part read as
-  // `streams` (1 or 2) sequential streams.
+  // Median seconds to stream the whole buffer.
   auto stream = [&](const Threads& threads, int streams) {
-    return MedianSeconds(repeats, [&] {
-      std::mutex mutex;
-      float total = 0.0f;
-      // 64 KiB grain: large enough that each thread streams long runs, small enough to balance.
-      threads.ParallelFor(n, 16384, [&](size_t begin, size_t end) {
-        const float sum = streams == 1 ? HWY_DYNAMIC_DISPATCH(SumFloats)(p + begin, end - begin)
-                                       : HWY_DYNAMIC_DISPATCH(SumFloats2)(p + begin, end - begin);
-        const std::lock_guard<std::mutex> lock(mutex);  // Once per range: no contention.
-        total += sum;
-      });
-      g_sink = g_sink + total;
-    });
+    return MedianSeconds(repeats, [&] { StreamSum(threads, p, n, streams); });
   };
   const double gb = static_cast<double>(bytes) * 1e-9;
   limits.read_gbps_1 = std::max(gb / stream(one, 1), gb / stream(one, 2));
@@ -310,21 +329,9 @@ Limits MeasureLimits(const Threads& one, const Threads& all, const Options& opti
 
   // Enough iterations for ~50 ms per run at 200 GFLOP/s, so timer and wake-up noise vanish.
   const size_t iters = options.quick ? 10'000'000 : 30'000'000;
-  const double flops_per_thread = 2.0 * static_cast<double>(iters) * kFmaChains *
-                                  static_cast<double>(HWY_DYNAMIC_DISPATCH(FloatLanes)());
-  auto fma = [&](const Threads& threads) {
-    return MedianSeconds(options.quick ? 3 : 5, [&] {
-      std::vector<float> results(static_cast<size_t>(threads.size()));
-      threads.ParallelFor(results.size(), 1, [&](size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) {
-          results[i] = HWY_DYNAMIC_DISPATCH(FmaChains)(iters, static_cast<float>(i));
-        }
-      });
-      for (float r : results) g_sink = g_sink + r;
-    });
-  };
-  limits.peak_gflops = flops_per_thread / fma(one) * 1e-9;
-  limits.peak_gflops_all = flops_per_thread * all.size() / fma(all) * 1e-9;
+  const int fma_repeats = options.quick ? 3 : 5;
+  limits.peak_gflops = PeakGflops(one, iters, fma_repeats);
+  limits.peak_gflops_all = PeakGflops(all, iters, fma_repeats);
   return limits;
 }
 
@@ -366,13 +373,38 @@ nlohmann::json BenchMatVec(const Threads& one, const Threads& all, const Limits&
       double gbps_one_thread = 0.0;
       for (const Threads* threads : {&one, &all}) {
         if (threads == &all && all.size() == 1) continue;
-        const double seconds = MedianSeconds(repeats, [&] {
+        // Each repeat times one matvec pass over all copies and then a streaming read of the
+        // same bytes with the same threads, so that the adjacent ratio compares the two under
+        // the same conditions even when other work on the machine shifts the bandwidth.
+        auto matvec_pass = [&] {
           for (const ops::WeightView& w : weights.views) {
             threads->ParallelFor(shape.rows, kMatVecGrain, [&](size_t begin, size_t end) {
               ops::MatVec(w, x.data(), nullptr, y.data(), begin, end);
             });
           }
-        });
+        };
+        auto read_pass = [&] {
+          for (size_t c = 0; c < copies; ++c) {
+            StreamSum(*threads, reinterpret_cast<const float*>(weights.buffers[c].get()),
+                      weights.bytes_per_copy / sizeof(float), 1);
+          }
+        };
+        matvec_pass();  // Warm-up: page faults, dispatch, thread wake-up.
+        std::vector<double> matvec_times;
+        std::vector<double> ratios;
+        for (int rep = 0; rep < repeats; ++rep) {
+          const auto t0 = Clock::now();
+          matvec_pass();
+          const auto t1 = Clock::now();
+          read_pass();
+          const auto t2 = Clock::now();
+          matvec_times.push_back(Seconds(t0, t1));
+          // bytes_per_call includes x, which the read pass does not read; scale accordingly.
+          ratios.push_back(Seconds(t1, t2) / Seconds(t0, t1) * bytes_per_call /
+                           static_cast<double>(weights.bytes_per_copy));
+        }
+        const double seconds = Median(matvec_times);
+        const double ratio_adjacent = Median(ratios);
         g_sink = g_sink + y[0];
         const double gbps = bytes_per_call * static_cast<double>(copies) / seconds * 1e-9;
         const double limit = threads->size() == 1 ? limits.read_gbps_1 : limits.read_gbps_all;
@@ -383,14 +415,17 @@ nlohmann::json BenchMatVec(const Threads& one, const Threads& all, const Limits&
                               {"copies", copies},
                               {"us_per_call", seconds / static_cast<double>(copies) * 1e6},
                               {"gbps", gbps},
-                              {"ratio", gbps / limit}};
+                              {"ratio", gbps / limit},
+                              {"ratio_adjacent_read", ratio_adjacent}};
         if (threads == &one) gbps_one_thread = gbps;
         const double speedup = gbps / gbps_one_thread;
         if (threads != &one) row["speedup_vs_1_thread"] = speedup;
         if (!options.json) {
-          std::printf("  matvec %-5s %6zu x %-5zu  %d thr  %9.1f us  %7.2f GB/s  %5.2f of read BW",
-                      TypeName(type), shape.rows, shape.cols, threads->size(),
-                      row["us_per_call"].get<double>(), gbps, gbps / limit);
+          std::printf(
+              "  matvec %-5s %6zu x %-5zu  %d thr  %9.1f us  %7.2f GB/s  %5.2f of read BW  "
+              "%5.2f of adjacent read",
+              TypeName(type), shape.rows, shape.cols, threads->size(),
+              row["us_per_call"].get<double>(), gbps, gbps / limit, ratio_adjacent);
           if (threads != &one) std::printf("  %4.2fx 1 thread", speedup);
           std::printf("\n");
           std::fflush(stdout);
@@ -506,7 +541,9 @@ int Main(int argc, char** argv) {
       "peak f32 FMA throughput per thread (independent FMA chains in registers). MatVec rotates\n"
       "over copies of each matrix totalling at least 4x the last-level cache (and 256 MiB), so\n"
       "weights come from DRAM as in real decode; its ratio is to the read bandwidth at the same\n"
-      "thread count. MatMul's ratio is to peak x threads. Figures are medians of repeated runs;\n"
+      "thread count, and its adjacent ratio to a streaming read of the same copies timed right\n"
+      "after each pass (robust to bandwidth that drifts while the benchmark runs). MatMul's\n"
+      "ratio is to peak x threads. Figures are medians of repeated runs;\n"
       "on a machine shared with other work, expect noise (the run warns when the FMA probe does\n"
       "not scale with threads)."};
   app.add_flag("--json", options.json,
@@ -560,6 +597,18 @@ int Main(int argc, char** argv) {
   nlohmann::json matvec_in_cache = BenchMatVecInCache(limits, options);
   if (!options.json) std::printf("matmul (ratio to peak GFLOP/s per thread x threads):\n");
   nlohmann::json matmul = BenchMatMul(one, all, limits, options);
+  // Check again at the end: other work may have started on these cores during the run.
+  const size_t recheck_iters = 5'000'000;  // ~10 ms per run.
+  const double fma_scaling_end =
+      PeakGflops(all, recheck_iters, 3) / PeakGflops(one, recheck_iters, 3);
+  const bool cores_shared_end = all.size() > 1 && fma_scaling_end < 0.8 * all.size();
+  if (cores_shared_end && !options.json) {
+    std::printf(
+        "WARNING: by the end of the run peak FMA throughput scaled only %.2fx on %d "
+        "threads: other processes took cores during the run, so multi-threaded figures "
+        "are not reliable\n",
+        fma_scaling_end, all.size());
+  }
   if (options.json) {
     nlohmann::json out = {{"target", target},
                           {"threads", all.size()},
@@ -569,7 +618,8 @@ int Main(int argc, char** argv) {
                           {"read_bandwidth_gbps_all_threads", limits.read_gbps_all},
                           {"peak_gflops", limits.peak_gflops},
                           {"peak_gflops_all_threads", limits.peak_gflops_all},
-                          {"cores_shared_warning", cores_shared},
+                          {"cores_shared_warning", cores_shared || cores_shared_end},
+                          {"fma_thread_scaling", {fma_scaling, fma_scaling_end}},
                           {"matvec", matvec},
                           {"matvec_in_cache", matvec_in_cache},
                           {"matmul", matmul}};
