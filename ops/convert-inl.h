@@ -18,6 +18,7 @@
 
 #include "hwy/highway.h"
 #include "ops/convert.h"
+#include "ops/embedding-inl.h"
 #include "ops/types.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -27,10 +28,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 // ------------------------------------------------------------------ widening loads
 
 // Lanes(df) f32 values from half bits p: [Lanes(df)] (unaligned is fine).
+// Highway 1.0.3's emulated PromoteTo (targets without F16C) turns inf/NaN into finite numbers,
+// so this uses the embedding kernel's widening, which decodes the bits itself on those targets.
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadF16AsF32(DF df, const uint16_t* HWY_RESTRICT p) {
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+  return recur::ops::HWY_NAMESPACE::WidenF16(df, p);
 }
 
 // Lanes(df) f32 values from bfloat16 bits p: [Lanes(df)]: widen to u32, shift into the top half.

@@ -24,11 +24,16 @@ void DequantizeRowTarget(const ops::WeightView& w, size_t row, float* out) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-namespace recur::ops {
-
+// The per-target functions live in recur::HWY_NAMESPACE; exporting from namespace recur keeps
+// lookup away from recur::ops::HWY_NAMESPACE, which other ops -inl.h files define.
+namespace recur {
 HWY_EXPORT(F16ToF32RowTarget);
 HWY_EXPORT(BF16ToF32RowTarget);
 HWY_EXPORT(DequantizeRowTarget);
+}  // namespace recur
+
+namespace recur::ops {
+
 
 float WeightAt(const WeightView& w, size_t r, size_t c) {
   const size_t i = r * w.cols + c;

@@ -23,9 +23,14 @@ void MatMulTarget(const ops::WeightView& w, const float* X, size_t T, const floa
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+// The per-target functions live in recur::HWY_NAMESPACE; exporting from namespace recur keeps
+// lookup away from recur::ops::HWY_NAMESPACE, which other ops -inl.h files define.
+namespace recur {
+HWY_EXPORT(MatMulTarget);
+}  // namespace recur
+
 namespace recur::ops {
 
-HWY_EXPORT(MatMulTarget);
 
 size_t MatMulScratchFloats(size_t cols) {
   const size_t slice = std::min(cols, matmul_detail::kSliceCols);

@@ -20,9 +20,14 @@ void MatVecTarget(const ops::WeightView& w, const float* x, const float* bias, f
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+// The per-target functions live in recur::HWY_NAMESPACE; exporting from namespace recur keeps
+// lookup away from recur::ops::HWY_NAMESPACE, which other ops -inl.h files define.
+namespace recur {
+HWY_EXPORT(MatVecTarget);
+}  // namespace recur
+
 namespace recur::ops {
 
-HWY_EXPORT(MatVecTarget);
 
 void MatVec(const WeightView& w, const float* x, const float* bias, float* y, size_t row_begin,
             size_t row_end) {

@@ -191,6 +191,36 @@ TEST_CASE("MatVec q8_0 with f16 and f32 scales matches the reference on every ta
   });
 }
 
+TEST_CASE("MatVec keeps f16 infinities and NaNs on every target") {
+  // Highway 1.0.3 emulates f16 widening without F16C and maps exponent 31 to finite numbers;
+  // the kernels decode the bits themselves there. Row 0 holds +inf, row 1 a NaN, row 2 -inf.
+  constexpr size_t kCols = 37;  // Not a multiple of any vector length: the tail path runs too.
+  std::vector<uint16_t> w(3 * kCols, F32ToF16(0.5f));
+  w[0 * kCols + 3] = 0x7C00;
+  w[1 * kCols + kCols - 1] = 0x7E01;
+  w[2 * kCols + 20] = 0xFC00;
+  std::vector<float> x(kCols, 1.0f);
+  WeightView view;
+  view.type = WeightType::kF16;
+  view.data = w.data();
+  view.rows = 3;
+  view.cols = kCols;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const std::string target_name = hwy::TargetName(target);
+    CAPTURE(target_name);
+    float y[3] = {};
+    MatVec(view, x.data(), nullptr, y, 0, 3);
+    CHECK((std::isinf(y[0]) && y[0] > 0));
+    CHECK(std::isnan(y[1]));
+    CHECK((std::isinf(y[2]) && y[2] < 0));
+    std::vector<float> row(kCols);
+    DequantizeRow(view, 0, row.data());
+    CHECK(std::isinf(row[3]));
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST_CASE("MatVec on a large matrix matches the reference on every target") {
   ForEachTarget([] {
     for (WeightType type :
