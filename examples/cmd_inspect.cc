@@ -104,7 +104,10 @@ Action AddInspect(CLI::App& app) {
     auto model = Model::Load(opts->model);
     if (!model.ok()) return Fail(model.status().ToString());
     if (opts->json) {
-      std::printf("%s\n", ToJson((*model)->info()).dump(2).c_str());
+      // Names and metadata come from the file: invalid UTF-8 is replaced, not thrown over.
+      std::printf("%s\n", ToJson((*model)->info())
+                               .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                               .c_str());
     } else {
       PrintText((*model)->info());
     }

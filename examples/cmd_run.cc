@@ -44,6 +44,11 @@ bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
 Result<std::shared_ptr<const Model>> LoadRunnable(const std::string& path, int threads) {
   RECUR_ASSIGN_OR_RETURN(auto model, Model::Load(path, ModelParams{.n_threads = threads}));
   if (!model->runnable().ok()) return model->runnable();
+  const ModelInfo& info = model->info();
+  if (!info.token_input || !info.logits_output || info.vocab_size <= 0) {
+    return InvalidArgument(path + ": takes " + info.input + " and gives " + info.output +
+                           "; this command needs a token model with logits");
+  }
   return model;
 }
 

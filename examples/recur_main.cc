@@ -52,8 +52,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  for (auto& [sub, action] : actions) {
-    if (sub->parsed()) return action();
+  try {
+    for (auto& [sub, action] : actions) {
+      if (sub->parsed()) return action();
+    }
+  } catch (const std::exception& e) {
+    // The library reports failures as Status; this is the last line of defence (out of memory).
+    return Fail(std::string("unexpected failure: ") + e.what());
   }
   return Fail("no subcommand given; try --help");
 }

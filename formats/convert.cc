@@ -17,6 +17,7 @@
 #include "formats/native_spec.h"
 #include "formats/recur_file.h"
 #include "formats/safetensors.h"
+#include "formats/json_limits.h"
 
 namespace recur {
 namespace {
@@ -528,7 +529,7 @@ Result<HfConfig> HfConfig::Parse(std::string_view text, std::string path) {
   auto impl = std::make_shared<Impl>();
   impl->path = std::move(path);
   try {
-    impl->root = Json::parse(PythonJsonToJson(text));
+    impl->root = ParseJsonBounded(PythonJsonToJson(text));
   } catch (const std::exception& e) {
     return InvalidArgument(impl->path + ": not valid JSON: " + e.what());
   }

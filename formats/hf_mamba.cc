@@ -13,6 +13,7 @@
 
 #include "formats/recur_file.h"
 #include "formats/tokenizer_json.h"
+#include "formats/json_limits.h"
 
 namespace recur {
 namespace {
@@ -81,7 +82,7 @@ Result<Json> ReadConfigJson(const HfConfig& config) {
   std::stringstream text;
   text << in.rdbuf();
   try {
-    return Json::parse(text.str());
+    return ParseJsonBounded(text.str());
   } catch (const std::exception& e) {
     return InvalidArgument(config.path() + ": not valid JSON: " + e.what());
   }

@@ -14,6 +14,7 @@
 
 #include "formats/recur_file.h"
 #include "formats/tokenizer_json.h"
+#include "formats/json_limits.h"
 
 namespace recur {
 namespace {
@@ -131,7 +132,7 @@ Result<Json> RawConfig(const HfConfig& config) {
   std::stringstream text;
   text << in.rdbuf();
   try {
-    return Json::parse(PythonJsonToJson(text.str()));
+    return ParseJsonBounded(PythonJsonToJson(text.str()));
   } catch (const std::exception& e) {
     return InvalidArgument(config.path() + ": not valid JSON: " + e.what());
   }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "formats/recur_file.h"
+#include "formats/json_limits.h"
 
 namespace recur {
 namespace {
@@ -582,7 +583,8 @@ Status ParseStrictJson(std::string_view text, Json* out) {
   std::string duplicate_parent;
   try {
     *out = Json::parse(
-        text.begin(), text.end(), [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+        text.begin(), text.end(), [&](int depth, Json::parse_event_t event, Json& parsed) {
+          CheckJsonDepth(depth);
           if (event == Json::parse_event_t::object_start) {
             keys.emplace_back();
           } else if (event == Json::parse_event_t::object_end) {

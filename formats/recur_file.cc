@@ -231,7 +231,12 @@ Status RecurFile::Validate() {
       }
       v.scale_dtype = static_cast<DType>(raw_scale);
       v.block_size = q->block_size();
-      if (rank == 0 || v.block_size == 0 ||
+      if (v.block_size != kQ8BlockSize) {
+        return Error(who + ": q8_0 block size " + std::to_string(v.block_size) +
+                     " is not supported (the kernels use blocks of " +
+                     std::to_string(kQ8BlockSize) + ")");
+      }
+      if (rank == 0 ||
           static_cast<uint64_t>(v.shape[rank - 1]) % v.block_size != 0) {
         return Error(who + ": the last dimension of " + v.ShapeString() +
                      " is not a multiple of the q8_0 block size " +

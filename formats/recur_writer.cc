@@ -104,7 +104,11 @@ Status RecurWriter::AddQ8Tensor(std::string name, std::vector<int64_t> shape, DT
   if (scale_dtype != DType::kF16 && scale_dtype != DType::kF32) {
     return InvalidArgument("tensor '" + name + "': q8_0 scales must be f16 or f32");
   }
-  if (shape.empty() || block_size == 0 || shape.back() % block_size != 0) {
+  if (block_size != kQ8BlockSize) {
+    return InvalidArgument("tensor '" + name + "': q8_0 blocks must hold " +
+                           std::to_string(kQ8BlockSize) + " elements");
+  }
+  if (shape.empty() || shape.back() % block_size != 0) {
     return InvalidArgument("tensor '" + name + "': q8_0 needs a last dimension that is a multiple of " +
                            std::to_string(block_size));
   }

@@ -1,4 +1,5 @@
 #include "formats/safetensors.h"
+#include "formats/json_limits.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -66,7 +67,8 @@ Status ParseJsonNoDuplicates(std::string_view text, Json* out, std::string* dupl
   duplicate->clear();
   try {
     *out = Json::parse(
-        text.begin(), text.end(), [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+        text.begin(), text.end(), [&](int depth, Json::parse_event_t event, Json& parsed) {
+          CheckJsonDepth(depth);
           if (event == Json::parse_event_t::object_start) {
             keys.emplace_back();
           } else if (event == Json::parse_event_t::object_end) {

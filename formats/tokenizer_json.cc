@@ -1,6 +1,7 @@
 // tokenizer.json -> fb::TokenizerT. Every nlohmann exception is caught here: no exception leaves
 // this file.
 #include "formats/tokenizer_json.h"
+#include "formats/json_limits.h"
 
 #include <filesystem>
 #include <fstream>
@@ -173,8 +174,8 @@ Result<fb::TokenizerT> Import(std::string_view text, const std::string& name,
   const Errors errors(name);
   Json root;
   try {
-    root = Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {
+    root = ParseJsonBounded(text.begin(), text.end());
+  } catch (const std::exception& e) {
     return recur::Corrupt(name + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) return errors.Corrupt("", "expected a JSON object at the top level");
@@ -352,8 +353,8 @@ Result<fb::TokenizerT> Import(std::string_view text, const std::string& name,
   if (!config_text.empty()) {
     Json config;
     try {
-      config = Json::parse(config_text.begin(), config_text.end());
-    } catch (const Json::exception& e) {
+      config = ParseJsonBounded(config_text.begin(), config_text.end());
+    } catch (const std::exception& e) {
       return recur::Corrupt(name +
                             ": tokenizer_config.json beside it is not valid JSON: " + e.what());
     }

@@ -40,12 +40,25 @@ Status CheckTensors(const RecurFile& file) {
     }
     const bool float_matrix = t->dtype == DType::kF32 || t->dtype == DType::kF16 ||
                               t->dtype == DType::kBF16 || t->dtype == DType::kQ8_0;
-    const bool ok = e.matrix ? float_matrix : (t->dtype == DType::kF32 || t->dtype == DType::kF64);
+    const bool ok = e.matrix ? float_matrix : t->dtype == DType::kF32;
     if (!ok) {
       return Unsupported(file.path() + ": tensor '" + e.name + "' is " +
                          std::string(DTypeName(t->dtype)) + "; " +
                          (e.matrix ? "weight matrices must be f32, f16, bf16 or q8_0"
-                                   : "this parameter must be f32 or f64"));
+                                   : "this parameter must be f32"));
+    }
+  }
+  // A tensor in a layer's namespace that the layer's spec does not declare means the spec and
+  // the weights disagree; it is refused rather than ignored (and never read unchecked).
+  std::vector<std::string_view> names;
+  names.reserve(expected.size());
+  for (const ExpectedTensor& e : expected) names.push_back(e.name);
+  std::sort(names.begin(), names.end());
+  for (const TensorView& t : file.tensors()) {
+    if (t.name.rfind("layers.", 0) == 0 && !std::binary_search(names.begin(), names.end(), t.name)) {
+      return Corrupt(file.path() + ": tensor '" + std::string(t.name) +
+                     "' is not read by its layer's block as specified (a bias or tensor the spec "
+                     "does not declare?)");
     }
   }
   return Status::Ok();
@@ -150,6 +163,8 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
   info.format_version = m.format_version();
   info.d_model = m.d_model();
   info.vocab_size = m.vocab_size();
+  info.token_input = m.input_kind() == fb::InputKind::Tokens;
+  info.logits_output = m.output_kind() == fb::OutputKind::Logits;
   info.input = m.input_kind() == fb::InputKind::Tokens
                    ? "tokens (vocab " + std::to_string(m.vocab_size()) + ")"
                    : "frames of " + std::to_string(m.input_size()) + " features";

@@ -52,6 +52,8 @@ struct ModelInfo {
   std::string input;   // "tokens (vocab 50280)" or "frames of 3 features".
   std::string output;  // "logits (vocab 50280)" or "features (8)".
   int vocab_size = 0;
+  bool token_input = false;    // Takes token ids (else feature frames).
+  bool logits_output = false;  // Produces vocab_size logits (else features).
   std::string tokenizer;  // "none", "bytes", "bpe (50277 tokens, 50009 merges)".
   std::vector<LayerInfo> layers;
   uint64_t params = 0;
@@ -167,6 +169,7 @@ class Session {
 
  private:
   Session() = default;
+  Status CheckTokenModel(const char* call) const;
   Status CheckToken(int32_t token) const;
   // Runs `tokens` rows of resid_ through every layer and the final norm (into normed_).
   void RunLayers(size_t tokens, bool step);

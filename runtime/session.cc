@@ -72,6 +72,18 @@ void Session::Reset() {
 
 size_t Session::state_bytes() const { return state_floats_ * sizeof(float); }
 
+Status Session::CheckTokenModel(const char* call) const {
+  const fb::Model& m = model_->file_->model();
+  if (m.input_kind() != fb::InputKind::Tokens) {
+    return InvalidArgument(std::string(call) + ": this model takes feature frames, not tokens");
+  }
+  if (m.output_kind() != fb::OutputKind::Logits) {
+    return InvalidArgument(std::string(call) +
+                           ": this model outputs features, not logits; use StepFrame");
+  }
+  return Status::Ok();
+}
+
 Status Session::CheckToken(int32_t token) const {
   const int32_t vocab = model_->info().vocab_size;
   if (token < 0 || token >= vocab) {
@@ -110,9 +122,7 @@ void Session::Head(const float* normed, float* out) const {
 
 Status Session::StepToken(int32_t token, const float** logits) {
   if (logits == nullptr) return InvalidArgument("StepToken: null logits pointer");
-  if (model_->file_->model().input_kind() != fb::InputKind::Tokens) {
-    return InvalidArgument("StepToken: this model takes feature frames, not tokens");
-  }
+  RECUR_RETURN_IF_ERROR(CheckTokenModel("StepToken"));
   RECUR_RETURN_IF_ERROR(CheckToken(token));
   const Model::Runtime& rt = *model_->rt_;
   ops::DequantizeRow(rt.embed, static_cast<size_t>(token), resid_);
@@ -126,9 +136,7 @@ Status Session::StepToken(int32_t token, const float** logits) {
 Status Session::PrefillTokens(const int32_t* tokens, size_t n, const float** last_logits,
                               float* all_logits) {
   if (tokens == nullptr && n > 0) return InvalidArgument("PrefillTokens: null tokens");
-  if (model_->file_->model().input_kind() != fb::InputKind::Tokens) {
-    return InvalidArgument("PrefillTokens: this model takes feature frames, not tokens");
-  }
+  RECUR_RETURN_IF_ERROR(CheckTokenModel("PrefillTokens"));
   for (size_t i = 0; i < n; ++i) {
     Status s = CheckToken(tokens[i]);
     if (!s.ok()) return s.Prepend("PrefillTokens: position " + std::to_string(i) + ": ");

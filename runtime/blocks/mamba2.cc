@@ -122,10 +122,15 @@ class Mamba2Block final : public Block {
     }
     RECUR_ASSIGN_OR_RETURN(in_proj_, ctx.Matrix("mixer.in_proj.weight"));
     RECUR_ASSIGN_OR_RETURN(out_proj_, ctx.Matrix("mixer.out_proj.weight"));
-    RECUR_ASSIGN_OR_RETURN(in_proj_bias_, Vector(ctx, "mixer.in_proj.bias", false));
-    RECUR_ASSIGN_OR_RETURN(out_proj_bias_, Vector(ctx, "mixer.out_proj.bias", false));
+    // Biases are read only when the spec declares them: only declared tensors are shape-checked.
+    if (spec_.proj_bias()) {
+      RECUR_ASSIGN_OR_RETURN(in_proj_bias_, Vector(ctx, "mixer.in_proj.bias", true));
+      RECUR_ASSIGN_OR_RETURN(out_proj_bias_, Vector(ctx, "mixer.out_proj.bias", true));
+    }
     RECUR_ASSIGN_OR_RETURN(conv_w_, Vector(ctx, "mixer.conv1d.weight", true));
-    RECUR_ASSIGN_OR_RETURN(conv_b_, Vector(ctx, "mixer.conv1d.bias", false));
+    if (spec_.conv_bias()) {
+      RECUR_ASSIGN_OR_RETURN(conv_b_, Vector(ctx, "mixer.conv1d.bias", true));
+    }
     RECUR_ASSIGN_OR_RETURN(dt_bias_, Vector(ctx, "mixer.dt_bias", true));
     RECUR_ASSIGN_OR_RETURN(skip_, Vector(ctx, "mixer.D", true));
     RECUR_ASSIGN_OR_RETURN(norm_w_, Vector(ctx, "mixer.norm.weight", true));

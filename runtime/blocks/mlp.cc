@@ -38,9 +38,12 @@ class MlpBlock final : public Block {
     if (spec_.glu()) {
       RECUR_ASSIGN_OR_RETURN(gate_, ctx.Matrix("mlp.gate.weight"));
     }
-    up_bias_ = ctx.Vector("mlp.up.bias");
-    gate_bias_ = ctx.Vector("mlp.gate.bias");
-    down_bias_ = ctx.Vector("mlp.down.bias");
+    // Biases are read only when the spec declares them: only declared tensors are shape-checked.
+    if (spec_.bias()) {
+      up_bias_ = ctx.Vector("mlp.up.bias");
+      gate_bias_ = spec_.glu() ? ctx.Vector("mlp.gate.bias") : nullptr;
+      down_bias_ = ctx.Vector("mlp.down.bias");
+    }
     return Status::Ok();
   }
 

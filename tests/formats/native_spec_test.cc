@@ -306,3 +306,20 @@ TEST_CASE("native spec: loading from a file") {
 
 }  // namespace
 }  // namespace recur
+
+namespace recur {
+namespace {
+
+TEST_CASE("native spec and config.json: absurdly deep nesting is refused, not a stack overflow") {
+  // Dumping a value for an error message recurses; a 200k-deep array used to overflow the stack.
+  const std::string deep = "{\"d_model\": " + std::string(200000, '[') + std::string(200000, ']') + "}";
+  auto spec = ParseNativeSpec(deep, "/specs/deep.json");
+  REQUIRE(!spec.ok());
+  CHECK(spec.status().message().find("nested deeper") != std::string::npos);
+  auto config = HfConfig::Parse(deep, "deep/config.json");
+  REQUIRE(!config.ok());
+  CHECK(config.status().message().find("nested deeper") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace recur

@@ -174,6 +174,9 @@ TEST_CASE("writer refuses bad tensors with a message") {
   CHECK(!w.AddTensorFromMemory("q", DType::kQ8_0, {32}, &x).ok());
   CHECK(!w.AddQ8Tensor("q", {33}, DType::kF16, nullptr, nullptr).ok());
   CHECK(!w.AddQ8Tensor("q", {32}, DType::kBF16, nullptr, nullptr).ok());
+  // The kernels read one scale per 32 quants; other block sizes would misread the scales.
+  CHECK(w.AddQ8Tensor("q", {64}, DType::kF16, nullptr, nullptr, 64).message().find("32") !=
+        std::string::npos);
   testing::TempDir dir;
   CHECK(w.Write(dir.File("no/such/dir/m.recur")).code() == StatusCode::kIoError);
 }

@@ -65,7 +65,9 @@ class Buffer {
   void Fill(float v) {
     for (size_t i = 0; i < n_; ++i) data_[i] = v;
   }
-  void CopyFrom(const std::vector<float>& v) { std::memcpy(data_, v.data(), n_ * sizeof(float)); }
+  void CopyFrom(const std::vector<float>& v) {
+    if (n_ > 0) std::memcpy(data_, v.data(), n_ * sizeof(float));
+  }
   std::vector<float> ToVector() const { return std::vector<float>(data_, data_ + n_); }
   // True when the guard zone after the last element is intact.
   bool GuardIntact() const {

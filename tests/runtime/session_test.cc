@@ -228,3 +228,65 @@ TEST_CASE("Model::Load names a missing or mis-shaped tensor") {
 
 }  // namespace
 }  // namespace recur
+
+namespace recur {
+namespace {
+
+// A one-layer mlp model; `extra` adds tensors, `features` makes the output features of size 4.
+std::string WriteTinyModel(const testing::TempDir& dir, const std::string& name, bool features,
+                           bool stray_bias) {
+  fb::ModelT m;
+  m.architecture = "spec";
+  m.d_model = 4;
+  m.vocab_size = 3;
+  m.tie_embeddings = !features;
+  m.output_kind = features ? fb::OutputKind::Features : fb::OutputKind::Logits;
+  m.output_size = features ? 4096 : 3;
+  m.final_norm = fb::NormKind::None;
+  auto layer = std::make_unique<fb::LayerT>();
+  fb::MlpSpecT mlp;
+  mlp.d_ff = 8;
+  layer->block.Set(std::move(mlp));
+  layer->norm = fb::NormKind::None;
+  m.layers.push_back(std::move(layer));
+  static const std::vector<float> zeros(4096 * 4, 0.0f);
+  RecurWriter writer(std::move(m));
+  REQUIRE(writer.AddTensorFromMemory("embed.weight", DType::kF32, {3, 4}, zeros.data()).ok());
+  REQUIRE(writer.AddTensorFromMemory("layers.0.mlp.up.weight", DType::kF32, {8, 4}, zeros.data()).ok());
+  REQUIRE(writer.AddTensorFromMemory("layers.0.mlp.down.weight", DType::kF32, {4, 8}, zeros.data()).ok());
+  if (features) {
+    REQUIRE(writer.AddTensorFromMemory("output_proj.weight", DType::kF32, {4096, 4}, zeros.data()).ok());
+    REQUIRE(writer.AddTensorFromMemory("output_proj.bias", DType::kF32, {4096}, zeros.data()).ok());
+  }
+  if (stray_bias) {
+    REQUIRE(writer.AddTensorFromMemory("layers.0.mlp.up.bias", DType::kF32, {1}, zeros.data()).ok());
+  }
+  const std::string path = dir.File(name);
+  REQUIRE(writer.Write(path).ok());
+  return path;
+}
+
+TEST_CASE("a token model with feature output refuses token calls instead of overrunning logits") {
+  testing::TempDir dir;
+  auto model = Model::Load(WriteTinyModel(dir, "features.recur", /*features=*/true, false));
+  REQUIRE_MESSAGE(model.ok(), model.status().ToString());
+  CHECK(!(*model)->info().logits_output);
+  auto session = Session::Create(*model);
+  REQUIRE(session.ok());
+  const float* out = nullptr;
+  CHECK((*session)->StepToken(1, &out).message().find("outputs features") != std::string::npos);
+  const int32_t tokens[] = {0, 1};
+  std::vector<float> all(2 * 3);
+  CHECK(!(*session)->PrefillTokens(tokens, 2, &out, all.data()).ok());
+}
+
+TEST_CASE("a tensor in a layer's namespace that its spec does not declare is refused") {
+  testing::TempDir dir;
+  auto model = Model::Load(WriteTinyModel(dir, "stray.recur", false, /*stray_bias=*/true));
+  REQUIRE(!model.ok());
+  CHECK(model.status().message().find("layers.0.mlp.up.bias") != std::string::npos);
+  CHECK(Model::Load(WriteTinyModel(dir, "clean.recur", false, false)).ok());
+}
+
+}  // namespace
+}  // namespace recur
