@@ -222,11 +222,11 @@ FillFn FloatFill(const SafetensorsTensor* source, DType source_dtype, DType dtyp
 // Fills the quants (want_quants) or the scales of a q8_0 tensor, quantising row by row. Each
 // of the two fills quantises again: that costs little next to the disk and keeps memory at one
 // row instead of the whole tensor.
-FillFn Q8Fill(const SafetensorsTensor* source, DType source_dtype, DType scale_dtype,
+// `cols` is the canonical last dimension: a source may carry extra size-1 dimensions.
+FillFn Q8Fill(const SafetensorsTensor* source, DType source_dtype, DType scale_dtype, size_t cols,
               bool want_quants) {
   return [=](std::span<std::byte> out) -> Status {
     const size_t numel = static_cast<size_t>(source->numel());
-    const size_t cols = static_cast<size_t>(source->shape.empty() ? 1 : source->shape.back());
     const size_t blocks_per_row = cols / kQ8BlockSize;
     const size_t scale_row_bytes = blocks_per_row * DTypeSize(scale_dtype);
     const size_t rows = cols == 0 ? 0 : numel / cols;
@@ -395,10 +395,11 @@ Result<ConvertReport> ConvertImpl(const ConvertOptions& options,
     uint64_t numel = 1;
     for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
     if (p.dtype == DType::kQ8_0) {
+      const size_t cols = static_cast<size_t>(e.shape.back());  // q8_0 is planned for rank >= 1.
       RECUR_RETURN_IF_ERROR(writer.AddQ8Tensor(
           e.name, e.shape, options.q8_scale_dtype,
-          Q8Fill(p.source, p.source_dtype, options.q8_scale_dtype, /*want_quants=*/true),
-          Q8Fill(p.source, p.source_dtype, options.q8_scale_dtype, /*want_quants=*/false)));
+          Q8Fill(p.source, p.source_dtype, options.q8_scale_dtype, cols, /*want_quants=*/true),
+          Q8Fill(p.source, p.source_dtype, options.q8_scale_dtype, cols, /*want_quants=*/false)));
       report.bytes_by_dtype[static_cast<int>(DType::kQ8_0)] +=
           numel + numel / kQ8BlockSize * DTypeSize(options.q8_scale_dtype);
     } else {
