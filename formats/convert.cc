@@ -1,5 +1,6 @@
 #include "formats/convert.h"
 
+#include "formats/hf_common.h"
 #include "formats/hf_mamba.h"
 #include "formats/hf_mamba2.h"
 
@@ -8,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
@@ -17,6 +20,7 @@
 #include "formats/native_spec.h"
 #include "formats/recur_file.h"
 #include "formats/safetensors.h"
+#include "formats/tokenizer_json.h"
 #include "formats/json_limits.h"
 
 namespace recur {
@@ -662,6 +666,40 @@ Result<ConvertReport> Convert(const ConvertOptions& options) { return ConvertImp
 Result<ConvertReport> Convert(const ConvertOptions& options,
                               const std::vector<HfArchitecture>& extra_architectures) {
   return ConvertImpl(options, extra_architectures);
+}
+
+
+Result<nlohmann::json> ReadHfConfigJson(const HfConfig& config) {
+  std::ifstream in(config.path(), std::ios::binary);
+  if (!in) return IoError(config.path() + ": cannot reread the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return ParseJsonBounded(PythonJsonToJson(text.str()));
+  } catch (const std::exception& e) {
+    return InvalidArgument(config.path() + ": not valid JSON: " + e.what());
+  }
+}
+
+Status AttachHfTokenizer(const HfConfig& config, fb::ModelT* model) {
+  const fs::path file = fs::path(config.path()).parent_path() / "tokenizer.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return Status::Ok();
+  Result<fb::TokenizerT> tokenizer = ImportTokenizerJson(file.string());
+  if (!tokenizer.ok()) {
+    Status s = tokenizer.status();
+    return s.Prepend("tokenizer (move tokenizer.json away to convert without it): ");
+  }
+  model->tokenizer = std::make_unique<fb::TokenizerT>(std::move(tokenizer).value());
+  const std::pair<const char*, int32_t*> ids[] = {{"bos_token_id", &model->tokenizer->bos_id},
+                                                  {"eos_token_id", &model->tokenizer->eos_id},
+                                                  {"pad_token_id", &model->tokenizer->pad_id}};
+  for (const auto& [key, id] : ids) {
+    if (!config.Has(key)) continue;
+    RECUR_ASSIGN_OR_RETURN(const int64_t v, config.Int(key));
+    if (v >= 0 && v < model->vocab_size) *id = static_cast<int32_t>(v);
+  }
+  return Status::Ok();
 }
 
 }  // namespace recur

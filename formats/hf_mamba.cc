@@ -3,17 +3,14 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 
+#include "formats/hf_common.h"
 #include "formats/recur_file.h"
-#include "formats/tokenizer_json.h"
-#include "formats/json_limits.h"
 
 namespace recur {
 namespace {
@@ -72,20 +69,6 @@ Result<int64_t> DtRank(const HfConfig& config, const char* key, int64_t d_model)
                            "\": expected an integer or \"auto\", got \"" + *text + "\"");
   }
   return Dim(config, key);
-}
-
-// The whole config.json as JSON, read again from config.path(): HfConfig has typed getters for
-// top-level keys only, and a state-spaces config nests ssm_cfg and lists attn_layer_idx.
-Result<Json> ReadConfigJson(const HfConfig& config) {
-  std::ifstream in(config.path(), std::ios::binary);
-  if (!in) return NotFound(config.path() + ": cannot reread the file");
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return ParseJsonBounded(text.str());
-  } catch (const std::exception& e) {
-    return InvalidArgument(config.path() + ": not valid JSON: " + e.what());
-  }
 }
 
 // The ssm_cfg object of a state-spaces config as an HfConfig of its own, so that its errors name
@@ -148,26 +131,7 @@ Result<HfMapping> BuildMapping(const HfConfig& config, const MambaDims& dims,
     mapping.source_names[e.name] = std::move(source);
   }
 
-  // A tokenizer.json beside config.json comes along; special ids named in config.json win over
-  // the tokenizer's guesses (they are what the model was trained with).
-  const fs::path tokenizer_path = fs::path(config.path()).parent_path() / "tokenizer.json";
-  std::error_code ec;
-  if (fs::is_regular_file(tokenizer_path, ec)) {
-    Result<fb::TokenizerT> tokenizer = ImportTokenizerJson(tokenizer_path.string());
-    if (!tokenizer.ok()) {
-      Status s = tokenizer.status();
-      return s.Prepend("tokenizer: ");
-    }
-    auto t = std::make_unique<fb::TokenizerT>(std::move(tokenizer).value());
-    for (const auto& [key, id] : {std::pair<const char*, int32_t*>{"bos_token_id", &t->bos_id},
-                                  std::pair<const char*, int32_t*>{"eos_token_id", &t->eos_id},
-                                  std::pair<const char*, int32_t*>{"pad_token_id", &t->pad_id}}) {
-      if (!config.Has(key)) continue;
-      RECUR_ASSIGN_OR_RETURN(int64_t value, config.Int(key));
-      if (value >= 0 && value < dims.vocab) *id = static_cast<int32_t>(value);
-    }
-    m.tokenizer = std::move(t);
-  }
+  RECUR_RETURN_IF_ERROR(AttachHfTokenizer(config, &m));
   return mapping;
 }
 
@@ -219,7 +183,7 @@ Result<HfMapping> MapStateSpacesMamba(const HfConfig& config) {
                        ": \"d_intermediate\" > 0 puts a gated MLP after each mixer, whose fused "
                        "fc1 this importer cannot split yet");
   }
-  RECUR_ASSIGN_OR_RETURN(const Json root, ReadConfigJson(config));
+  RECUR_ASSIGN_OR_RETURN(const Json root, ReadHfConfigJson(config));
   // An empty attn_layer_idx is the default; anything else is a hybrid with attention layers.
   const auto attn = root.find("attn_layer_idx");
   if (attn != root.end() && !attn->is_null() && !(attn->is_array() && attn->empty())) {

@@ -3,18 +3,15 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "formats/hf_common.h"
 #include "formats/recur_file.h"
-#include "formats/tokenizer_json.h"
-#include "formats/json_limits.h"
 
 namespace recur {
 namespace {
@@ -124,20 +121,6 @@ std::map<std::string, std::string> SourceNames(const Mamba2Sizes& s, const std::
   return names;
 }
 
-// The whole config.json as JSON, for what HfConfig's flat getters do not reach (nested objects,
-// arrays).
-Result<Json> RawConfig(const HfConfig& config) {
-  std::ifstream in(config.path(), std::ios::binary);
-  if (!in) return IoError(config.path() + ": cannot reopen");
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return ParseJsonBounded(PythonJsonToJson(text.str()));
-  } catch (const std::exception& e) {
-    return InvalidArgument(config.path() + ": not valid JSON: " + e.what());
-  }
-}
-
 // A dt clamp of (lo, hi) other than (0, inf) changes the model, and the mamba2 block has none.
 Status CheckNoDtLimit(const Json& root, const std::string& key, const std::string& path) {
   const auto it = root.find(key);
@@ -149,30 +132,6 @@ Status CheckNoDtLimit(const Json& root, const std::string& key, const std::strin
   }
   return Unsupported(path + ": \"" + key + "\" " + it->dump() +
                      " clamps dt, which the mamba2 block does not do (only [0, inf) is accepted)");
-}
-
-// Imports tokenizer.json from config.json's folder when there is one; bos/eos/pad ids that
-// config.json names override the tokenizer's guesses.
-Status AttachTokenizer(const HfConfig& config, fb::ModelT* model) {
-  const fs::path dir = fs::path(config.path()).parent_path();
-  const fs::path file = dir / "tokenizer.json";
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return Status::Ok();
-  Result<fb::TokenizerT> tokenizer = ImportTokenizerJson(file.string());
-  if (!tokenizer.ok()) {
-    Status s = tokenizer.status();
-    return s.Prepend("tokenizer (move tokenizer.json away to convert without it): ");
-  }
-  model->tokenizer = std::make_unique<fb::TokenizerT>(std::move(tokenizer).value());
-  const std::pair<const char*, int32_t*> ids[] = {{"bos_token_id", &model->tokenizer->bos_id},
-                                                  {"eos_token_id", &model->tokenizer->eos_id},
-                                                  {"pad_token_id", &model->tokenizer->pad_id}};
-  for (const auto& [key, id] : ids) {
-    if (!config.Has(key)) continue;
-    RECUR_ASSIGN_OR_RETURN(const int64_t v, config.Int(key));
-    if (v >= 0 && v < model->vocab_size) *id = static_cast<int32_t>(v);
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -218,18 +177,18 @@ Result<HfMapping> MapMamba2Hf(const HfConfig& config) {
                        "so this checkpoint's intent is unclear");
   }
   RECUR_RETURN_IF_ERROR(CheckSizes(where, s));
-  RECUR_ASSIGN_OR_RETURN(const Json root, RawConfig(config));
+  RECUR_ASSIGN_OR_RETURN(const Json root, ReadHfConfigJson(config));
   RECUR_RETURN_IF_ERROR(CheckNoDtLimit(root, "time_step_limit", where));
 
   HfMapping mapping;
   mapping.model = BuildModel(s);
   mapping.source_names = SourceNames(s, "embeddings");
-  RECUR_RETURN_IF_ERROR(AttachTokenizer(config, &mapping.model));
+  RECUR_RETURN_IF_ERROR(AttachHfTokenizer(config, &mapping.model));
   return mapping;
 }
 
 bool IsMamba2StateSpaces(const HfConfig& config) {
-  Result<Json> root = RawConfig(config);
+  Result<Json> root = ReadHfConfigJson(config);
   if (!root.ok()) return false;
   const auto cfg = root->find("ssm_cfg");
   if (cfg == root->end() || !cfg->is_object()) return false;
@@ -239,7 +198,7 @@ bool IsMamba2StateSpaces(const HfConfig& config) {
 
 Result<HfMapping> MapMamba2StateSpaces(const HfConfig& config) {
   const std::string& where = config.path();
-  RECUR_ASSIGN_OR_RETURN(const Json root, RawConfig(config));
+  RECUR_ASSIGN_OR_RETURN(const Json root, ReadHfConfigJson(config));
   const auto cfg_it = root.find("ssm_cfg");
   if (cfg_it == root.end() || !cfg_it->is_object()) {
     return InvalidArgument(where + ": \"ssm_cfg\": missing or not an object");
@@ -313,7 +272,7 @@ Result<HfMapping> MapMamba2StateSpaces(const HfConfig& config) {
   HfMapping mapping;
   mapping.model = BuildModel(s);
   mapping.source_names = SourceNames(s, "embedding");
-  RECUR_RETURN_IF_ERROR(AttachTokenizer(config, &mapping.model));
+  RECUR_RETURN_IF_ERROR(AttachHfTokenizer(config, &mapping.model));
   return mapping;
 }
 
