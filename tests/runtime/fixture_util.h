@@ -10,6 +10,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,6 +119,60 @@ inline std::vector<float> StepLogits(Session& session, const std::vector<int32_t
 inline std::vector<float> StateOf(const Session& session) {
   return std::vector<float>(session.state(),
                             session.state() + session.state_bytes() / sizeof(float));
+}
+
+// One weight dtype and the bound on max |logit diff| it is allowed against the f32 reference.
+struct DTypeBound {
+  DType dtype;
+  double bound;
+};
+
+// Converts the fixture with each dtype and checks step and prefill logits against logits.f32
+// within the case's bound, and against each other within f32 rounding (they read the same
+// rounded weights).
+inline void CheckDTypeBounds(const Fixture& f, const TempDir& dir, const std::string& architecture,
+                             std::initializer_list<DTypeBound> cases) {
+  for (const DTypeBound& c : cases) {
+    CAPTURE(DTypeName(c.dtype));
+    const std::string path = ConvertTo(f.dir, dir, c.dtype, architecture);
+    auto model = LoadModel(path, 2);
+    auto session = NewSession(model);
+    const std::vector<float> step = StepLogits(*session, f.tokens, f.vocab);
+    session->Reset();
+    std::vector<float> prefill(step.size());
+    REQUIRE(session->PrefillTokens(f.tokens.data(), f.tokens.size(), nullptr, prefill.data()).ok());
+    const double step_diff = MaxAbsDiff(step.data(), f.logits.data(), step.size());
+    const double prefill_diff = MaxAbsDiff(prefill.data(), f.logits.data(), prefill.size());
+    MESSAGE(DTypeName(c.dtype), ": max |diff| vs logits.f32: step ", step_diff, ", prefill ",
+            prefill_diff, " (bound ", c.bound, ")");
+    CHECK(step_diff <= c.bound);
+    CHECK(prefill_diff <= c.bound);
+    CHECK(MaxAbsDiff(step.data(), prefill.data(), step.size()) <= 1e-5);
+  }
+}
+
+// Copies the fixture's model.safetensors to `to` with the tensor `from_name` renamed `to_name`
+// (the data bytes unchanged), as another checkpoint layout would name it.
+inline void CopySafetensorsRenaming(const std::string& from, const std::string& to,
+                                    const std::string& from_name, const std::string& to_name) {
+  std::ifstream in(from, std::ios::binary);
+  REQUIRE(in.good());
+  uint64_t header_bytes = 0;
+  in.read(reinterpret_cast<char*>(&header_bytes), sizeof(header_bytes));
+  std::string header(header_bytes, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_bytes));
+  std::stringstream data;
+  data << in.rdbuf();
+  nlohmann::json h = nlohmann::json::parse(header);
+  h[to_name] = h[from_name];
+  h.erase(from_name);
+  std::string new_header = h.dump();
+  new_header.resize((new_header.size() + 7) / 8 * 8, ' ');  // Keep the data 8-byte aligned.
+  const uint64_t new_bytes = new_header.size();
+  std::ofstream out(to, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&new_bytes), sizeof(new_bytes));
+  out << new_header << data.str();
+  REQUIRE(out.good());
 }
 
 }  // namespace recur::testing

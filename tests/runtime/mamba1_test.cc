@@ -166,28 +166,7 @@ TEST_CASE("mamba1: f16, bf16 and q8_0 weights stay within their measured bounds"
   // and a tied head whose embedding is rounded too (dt_proj, 4 columns wide, not a multiple of
   // 32, falls back from q8_0 to f16). Measured on this fixture, step and prefill alike: f16
   // 4.1e-4, bf16 3.3e-3 (8x f16, as the mantissas predict), q8_0 8.6e-3. The bounds leave 2-3x.
-  struct Case {
-    DType dtype;
-    double bound;
-  };
-  for (const Case& c :
-       {Case{DType::kF16, 1e-3}, Case{DType::kBF16, 1e-2}, Case{DType::kQ8_0, 2e-2}}) {
-    CAPTURE(DTypeName(c.dtype));
-    const std::string path = ConvertTo(f->dir, dir, c.dtype, "mamba1");
-    auto model = LoadModel(path, 2);
-    auto session = NewSession(model);
-    const std::vector<float> step = StepLogits(*session, f->tokens, f->vocab);
-    session->Reset();
-    std::vector<float> prefill(step.size());
-    REQUIRE(
-        session->PrefillTokens(f->tokens.data(), f->tokens.size(), nullptr, prefill.data()).ok());
-    const double step_diff = MaxAbsDiff(step.data(), f->logits.data(), step.size());
-    const double prefill_diff = MaxAbsDiff(prefill.data(), f->logits.data(), prefill.size());
-    MESSAGE(DTypeName(c.dtype), ": max |diff| vs logits.f32: step ", step_diff, ", prefill ",
-            prefill_diff, " (bound ", c.bound, ")");
-    CHECK(step_diff <= c.bound);
-    CHECK(prefill_diff <= c.bound);
-  }
+  testing::CheckDTypeBounds(*f, dir, "mamba1", {{DType::kF16, 1e-3}, {DType::kBF16, 1e-2}, {DType::kQ8_0, 2e-2}});
 }
 
 // Rewrites the fixture into state-spaces/mamba's own layout: MambaConfig keys (with ssm_cfg
@@ -200,24 +179,8 @@ void WriteStateSpacesCopy(const std::string& from, const std::string& to) {
     "ssm_cfg": {"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto"},
     "rms_norm": true, "residual_in_fp32": true, "fused_add_norm": true, "tie_embeddings": true
   })";
-  std::ifstream in(from + "/model.safetensors", std::ios::binary);
-  REQUIRE(in.good());
-  uint64_t header_bytes = 0;
-  in.read(reinterpret_cast<char*>(&header_bytes), sizeof(header_bytes));
-  std::string header(header_bytes, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_bytes));
-  std::stringstream data;
-  data << in.rdbuf();
-  nlohmann::json h = nlohmann::json::parse(header);
-  h["backbone.embedding.weight"] = h["backbone.embeddings.weight"];
-  h.erase("backbone.embeddings.weight");
-  std::string new_header = h.dump();
-  new_header.resize((new_header.size() + 7) / 8 * 8, ' ');  // Keep the data 8-byte aligned.
-  const uint64_t new_bytes = new_header.size();
-  std::ofstream out(to + "/model.safetensors", std::ios::binary);
-  out.write(reinterpret_cast<const char*>(&new_bytes), sizeof(new_bytes));
-  out << new_header << data.str();
-  REQUIRE(out.good());
+  testing::CopySafetensorsRenaming(from + "/model.safetensors", to + "/model.safetensors",
+                                   "backbone.embeddings.weight", "backbone.embedding.weight");
 }
 
 TEST_CASE("mamba1: the state-spaces layout of the checkpoint converts to the same model") {

@@ -175,30 +175,7 @@ TEST_CASE("mamba2: f16, bf16 and q8_0 weights stay within their measured bounds"
   // matrix here has a multiple of 32 columns, so nothing falls back from q8_0. Measured, step and
   // prefill alike: f16 4.5e-4, bf16 3.8e-3 (8.4x f16, as the 3 fewer mantissa bits predict),
   // q8_0 1.09e-2 (2.9x bf16). The bounds leave about 2x.
-  struct Case {
-    DType dtype;
-    double bound;
-  };
-  for (const Case& c :
-       {Case{DType::kF16, 1e-3}, Case{DType::kBF16, 8e-3}, Case{DType::kQ8_0, 2e-2}}) {
-    CAPTURE(DTypeName(c.dtype));
-    const std::string path = ConvertTo(f->dir, dir, c.dtype, "mamba2");
-    auto model = LoadModel(path, 2);
-    auto session = NewSession(model);
-    const std::vector<float> step = StepLogits(*session, f->tokens, f->vocab);
-    session->Reset();
-    std::vector<float> prefill(step.size());
-    REQUIRE(
-        session->PrefillTokens(f->tokens.data(), f->tokens.size(), nullptr, prefill.data()).ok());
-    const double step_diff = MaxAbsDiff(step.data(), f->logits.data(), step.size());
-    const double prefill_diff = MaxAbsDiff(prefill.data(), f->logits.data(), prefill.size());
-    MESSAGE(DTypeName(c.dtype), ": max |diff| vs logits.f32: step ", step_diff, ", prefill ",
-            prefill_diff, " (bound ", c.bound, ")");
-    CHECK(step_diff <= c.bound);
-    CHECK(prefill_diff <= c.bound);
-    // Prefill and steps read the same rounded weights, so they still agree to f32 rounding.
-    CHECK(MaxAbsDiff(step.data(), prefill.data(), step.size()) <= 1e-5);
-  }
+  testing::CheckDTypeBounds(*f, dir, "mamba2", {{DType::kF16, 1e-3}, {DType::kBF16, 8e-3}, {DType::kQ8_0, 2e-2}});
 }
 
 // Rewrites the fixture into state-spaces/mamba's own layout: MambaConfig keys with ssm_cfg nested
@@ -215,24 +192,8 @@ void WriteStateSpacesCopy(const std::string& from, const std::string& to) {
     "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": true, "residual_in_fp32": true,
     "fused_add_norm": true, "tie_embeddings": true, "architectures": ["MambaLMHeadModel"]
   })";
-  std::ifstream in(from + "/model.safetensors", std::ios::binary);
-  REQUIRE(in.good());
-  uint64_t header_bytes = 0;
-  in.read(reinterpret_cast<char*>(&header_bytes), sizeof(header_bytes));
-  std::string header(header_bytes, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_bytes));
-  std::stringstream data;
-  data << in.rdbuf();
-  nlohmann::json h = nlohmann::json::parse(header);
-  h["backbone.embedding.weight"] = h["backbone.embeddings.weight"];
-  h.erase("backbone.embeddings.weight");
-  std::string new_header = h.dump();
-  new_header.resize((new_header.size() + 7) / 8 * 8, ' ');  // Keep the data 8-byte aligned.
-  const uint64_t new_bytes = new_header.size();
-  std::ofstream out(to + "/model.safetensors", std::ios::binary);
-  out.write(reinterpret_cast<const char*>(&new_bytes), sizeof(new_bytes));
-  out << new_header << data.str();
-  REQUIRE(out.good());
+  testing::CopySafetensorsRenaming(from + "/model.safetensors", to + "/model.safetensors",
+                                   "backbone.embeddings.weight", "backbone.embedding.weight");
 }
 
 TEST_CASE("mamba2: the state-spaces layout of the checkpoint converts to the same model") {
