@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace recur::testing {
@@ -29,6 +30,17 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// True when `part` occurs in `s` (for checking what an error message names).
+inline bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// Writes `text` to `path` as is (binary, no newline translation).
+inline void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
 
 // ../shared beside the checkout (fixtures, real models, tokenizers), or "" when it is absent:
 // tests that need it say they are skipped.

@@ -20,18 +20,12 @@
 namespace recur {
 namespace {
 
+using testing::Contains;
+using testing::WriteText;
+
 namespace fs = std::filesystem;
 using testing::TempDir;
 using Shape = std::vector<int64_t>;
-
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
 
 // A small mamba1 + glu-mlp model written as spec.json + model.safetensors. Each tensor's true
 // values (exactly representable in its source dtype) are kept to compare against.

@@ -9,35 +9,23 @@
 #include <fstream>
 #include <string>
 
+#include "tests/formats/hf_test_util.h"
 #include "tests/test_util.h"
 
 namespace recur {
 namespace {
 
+using testing::Contains;
+using testing::Error;
+using testing::WriteConfig;
+
 using testing::TempDir;
-
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-// Writes `text` as dir/config.json and loads it (nested keys are read from the file).
-HfConfig WriteConfig(const TempDir& dir, const std::string& text) {
-  std::ofstream(dir.File("config.json")) << text;
-  auto config = HfConfig::Load(dir.File("config.json"));
-  REQUIRE_MESSAGE(config.ok(), config.status().message());
-  return *config;
-}
 
 const fb::Mamba2SpecT& Spec(const HfMapping& m, size_t layer) {
   REQUIRE(layer < m.model.layers.size());
   const fb::Mamba2SpecT* s = m.model.layers[layer]->block.AsMamba2Spec();
   REQUIRE(s != nullptr);
   return *s;
-}
-
-std::string Error(const Result<HfMapping>& r) {
-  REQUIRE(!r.ok());
-  return r.status().message();
 }
 
 TEST_CASE("hf_mamba2: Mamba2ForCausalLM config, as the fixture writes it") {

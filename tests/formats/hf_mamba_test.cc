@@ -9,24 +9,17 @@
 #include <fstream>
 #include <string>
 
+#include "tests/formats/hf_test_util.h"
 #include "tests/test_util.h"
 
 namespace recur {
 namespace {
 
+using testing::Contains;
+using testing::Error;
+using testing::WriteConfig;
+
 using testing::TempDir;
-
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-// Writes `text` as dir/config.json and loads it (state-spaces ssm_cfg is read from the file).
-HfConfig WriteConfig(const TempDir& dir, const std::string& text) {
-  std::ofstream(dir.File("config.json")) << text;
-  auto config = HfConfig::Load(dir.File("config.json"));
-  REQUIRE_MESSAGE(config.ok(), config.status().message());
-  return *config;
-}
 
 const fb::Mamba1SpecT& Spec(const HfMapping& m, size_t layer) {
   REQUIRE(layer < m.model.layers.size());

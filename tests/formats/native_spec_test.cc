@@ -12,11 +12,9 @@
 namespace recur {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::Contains;
 
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+namespace fs = std::filesystem;
 
 // The spec make_demo_model writes (the format's reference example), with every optional key.
 const char* kFullSpec = R"({

@@ -17,6 +17,8 @@
 namespace recur {
 namespace {
 
+using testing::Contains;
+
 namespace fs = std::filesystem;
 
 using testing::TempDir;
@@ -55,10 +57,6 @@ Status OpenStatus(const TempDir& dir, const std::string& bytes, std::string* mes
   CHECK(file.ok() == from_bytes.ok());
   if (message != nullptr) *message = file.status().message();
   return file.status();
-}
-
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 TEST_CASE("safetensors: hand-written F32 file, mapped and read") {
