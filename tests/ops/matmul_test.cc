@@ -17,55 +17,14 @@
 #include "ops/convert.h"
 #include "ops/reference/matmul_ref.h"
 #include "ops/types.h"
+#include "tests/ops/weight_test_util.h"
 
 namespace recur::ops {
 namespace {
 
-// A weight matrix of random values in [-1, 1) stored as `type`, starting `misalign` elements
-// past its allocation so the packing code sees unaligned rows.
-struct TestMatrix {
-  std::vector<uint8_t> data;
-  std::vector<uint8_t> scales;
-  WeightView view;
-};
-
-TestMatrix MakeMatrix(WeightType type, size_t rows, size_t cols, size_t misalign, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> values(rows * cols);
-  for (float& v : values) v = dist(rng);
-  const size_t elem = type == WeightType::kF32 ? 4 : type == WeightType::kQ8_0 ? 1 : 2;
-  TestMatrix m;
-  m.data.assign((rows * cols + misalign) * elem + 64, 0);
-  m.scales.assign((rows * cols / kQ8Block + 1) * 2 + 64, 0);
-  uint8_t* base = m.data.data() + misalign * elem;
-  uint8_t* scale_base = m.scales.data() + 2;
-  for (size_t i = 0; i < rows * cols; ++i) {
-    if (type == WeightType::kF32) {
-      std::memcpy(base + 4 * i, &values[i], 4);
-    } else if (type == WeightType::kF16 || type == WeightType::kBF16) {
-      const uint16_t h = type == WeightType::kF16 ? F32ToF16(values[i]) : F32ToBF16(values[i]);
-      std::memcpy(base + 2 * i, &h, 2);
-    }
-  }
-  if (type == WeightType::kQ8_0) {
-    for (size_t r = 0; r < rows; ++r) {
-      QuantizeRowQ8_0(values.data() + r * cols, cols, reinterpret_cast<int8_t*>(base) + r * cols,
-                      scale_base + r * (cols / kQ8Block) * 2, ScaleType::kF16);
-    }
-  }
-  m.view = {type, base, type == WeightType::kQ8_0 ? scale_base : nullptr, ScaleType::kF16,
-            rows, cols};
-  return m;
-}
-
-std::vector<float> RandomVector(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::MakeMatrix;
+using testing::RandomVector;
+using testing::TestMatrix;
 
 // Tolerance, as for MatVec: the kernel sums each output over one f32 accumulator per 256-column
 // slice plus one add per slice, so for cols <= 1100 the typical rounding error is a few 1e-7 of
@@ -156,7 +115,7 @@ void CheckCases(WeightType type) {
   uint32_t seed = 100;
   auto run = [&](const Case& c) {
     for (size_t misalign : {0, 1}) {
-      const TestMatrix m = MakeMatrix(type, c.rows, c.cols, misalign, seed++);
+      const TestMatrix m = MakeMatrix(type, ScaleType::kF16, c.rows, c.cols, misalign, seed++);
       CheckMatMul(m, c.T, misalign, misalign == 0, misalign == 1, 0, c.rows, seed++);
       CheckMatMul(m, c.T, misalign, misalign == 1, misalign == 0, 0, c.rows, seed++);
       if (c.rows > 4) CheckMatMul(m, c.T, misalign, true, false, 1, c.rows - 2, seed++);
@@ -188,7 +147,7 @@ TEST_CASE("MatMul q8_0 matches the reference on every target") {
 TEST_CASE("MatMul crosses 512-row panels and sub-ranges that split micro-panels") {
   ForEachTarget([] {
     for (WeightType type : {WeightType::kF32, WeightType::kQ8_0}) {
-      const TestMatrix m = MakeMatrix(type, 1100, 64, 1, 5);
+      const TestMatrix m = MakeMatrix(type, ScaleType::kF16, 1100, 64, 1, 5);
       CheckMatMul(m, 10, 1, true, true, 0, 1100, 6);
       CheckMatMul(m, 10, 0, false, false, 37, 1061, 7);
     }
@@ -196,7 +155,7 @@ TEST_CASE("MatMul crosses 512-row panels and sub-ranges that split micro-panels"
 }
 
 TEST_CASE("MatMul with an empty row range or no tokens writes nothing") {
-  const TestMatrix m = MakeMatrix(WeightType::kF32, 4, 8, 0, 3);
+  const TestMatrix m = MakeMatrix(WeightType::kF32, ScaleType::kF16, 4, 8, 0, 3);
   const std::vector<float> X = RandomVector(16, 4);
   std::vector<float> Y(8, -1.0f);
   MatMul(m.view, X.data(), 2, nullptr, Y.data(), 3, 3, nullptr);
