@@ -19,6 +19,7 @@
 #include "formats/dtype_convert.h"
 #include "formats/native_spec.h"
 #include "formats/recur_file.h"
+#include "formats/rwkv_cpp.h"
 #include "formats/safetensors.h"
 #include "formats/tokenizer_json.h"
 #include "formats/json_limits.h"
@@ -189,20 +190,6 @@ Result<Source> OpenHuggingFace(const ConvertOptions& options,
   return source;
 }
 
-Status RwkvCppUnsupported(const std::string& path) {
-  const std::string header = ReadPrefix(path, 24);
-  std::string what = "an rwkv.cpp model file";
-  if (header.size() == 24) {
-    what += " (file version " + std::to_string(LoadU32(header, 4)) + ", n_vocab " +
-            std::to_string(LoadU32(header, 8)) + ", n_embed " +
-            std::to_string(LoadU32(header, 12)) + ", n_layer " +
-            std::to_string(LoadU32(header, 16)) + ")";
-  }
-  return Unsupported(path + ": " + what +
-                     "; the rwkv.cpp importer is not in this build yet (it arrives with the RWKV "
-                     "family)");
-}
-
 // One tensor to write: where its bytes come from and how they are stored.
 struct Planned {
   const ExpectedTensor* expected;
@@ -302,7 +289,7 @@ Result<ConvertReport> ConvertImpl(const ConvertOptions& options,
       break;
     }
     case SourceKind::kRwkvCpp:
-      return RwkvCppUnsupported(options.source);
+      return ConvertRwkvCpp(options);
   }
   report.architecture = source.model.architecture;
   report.weights = source.store->description();

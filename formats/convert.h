@@ -7,7 +7,7 @@
 //    (one function per family: config.json -> fb::ModelT and canonical -> checkpoint names);
 //  - a native JSON spec (docs/native-spec.md) naming the layers and a safetensors file whose
 //    tensor names are recur's canonical names;
-//  - an rwkv.cpp file (recognised; its importer arrives with the RWKV family).
+//  - an rwkv.cpp FP32/FP16 file (formats/rwkv_cpp.h; docs/rwkv.md).
 // Conversion streams: each tensor is read from the mapped source and converted while the output
 // is written, so no whole-model copy is ever held.
 #pragma once

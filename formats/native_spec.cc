@@ -344,6 +344,12 @@ Status ParseRwkv(ObjectReader& o, fb::LayerT* layer) {
   RECUR_RETURN_IF_ERROR(o.Int("head_size", head_rule, head_default, &s.head_size));
   RECUR_RETURN_IF_ERROR(o.Int("d_ffn", IntRule::kPositive, std::nullopt, &s.d_ffn));
   RECUR_RETURN_IF_ERROR(o.Number<float>("group_norm_eps", false, 1e-5f, &s.group_norm_eps));
+  // LoRA widths (v6: lora_mix, lora_decay; v7: lora_decay, lora_a, lora_v, lora_g); 0 = none.
+  RECUR_RETURN_IF_ERROR(o.Int("lora_mix", IntRule::kNonNegative, 0, &s.lora_mix));
+  RECUR_RETURN_IF_ERROR(o.Int("lora_decay", IntRule::kNonNegative, 0, &s.lora_decay));
+  RECUR_RETURN_IF_ERROR(o.Int("lora_a", IntRule::kNonNegative, 0, &s.lora_a));
+  RECUR_RETURN_IF_ERROR(o.Int("lora_v", IntRule::kNonNegative, 0, &s.lora_v));
+  RECUR_RETURN_IF_ERROR(o.Int("lora_g", IntRule::kNonNegative, 0, &s.lora_g));
   layer->block.Set(std::move(s));
   return Status::Ok();
 }
@@ -388,6 +394,10 @@ Status ParseLinearAttention(ObjectReader& o, fb::LayerT* layer) {
   RECUR_RETURN_IF_ERROR(o.Number<float>("rope_base", true, 10000.0f, &s.rope_base));
   RECUR_RETURN_IF_ERROR(o.Bool("output_gate", false, &s.output_gate));
   RECUR_RETURN_IF_ERROR(o.Bool("head_norm", false, &s.head_norm));
+  RECUR_RETURN_IF_ERROR(o.Int("chunk_size", IntRule::kPositive, 64, &s.chunk_size));
+  RECUR_RETURN_IF_ERROR(o.Number<float>("norm_eps", false, 1e-5f, &s.norm_eps));
+  RECUR_RETURN_IF_ERROR(o.Int("gate_rank", IntRule::kNonNegative, 0, &s.gate_rank));
+  RECUR_RETURN_IF_ERROR(o.Number<float>("gate_normaliser", true, 16.0f, &s.gate_normaliser));
   layer->block.Set(std::move(s));
   return Status::Ok();
 }
@@ -408,6 +418,13 @@ Status ParseSoftmaxAttention(ObjectReader& o, fb::LayerT* layer) {
     return o.Error("n_kv_heads", std::to_string(s.n_kv_heads) + " must divide n_heads (" +
                                      std::to_string(s.n_heads) + ")");
   }
+  layer->block.Set(std::move(s));
+  return Status::Ok();
+}
+
+Status ParsePool(ObjectReader& o, fb::LayerT* layer) {
+  fb::PoolSpecT s;
+  RECUR_RETURN_IF_ERROR(o.Enum("mode", {"mean"}, "mean", &s.mode));
   layer->block.Set(std::move(s));
   return Status::Ok();
 }
@@ -464,6 +481,8 @@ Status ParseLayers(const Json* v, fb::ModelT* model) {
       RECUR_RETURN_IF_ERROR(ParseLinearAttention(o, layer.get()));
     } else if (kind == "softmax_attention") {
       RECUR_RETURN_IF_ERROR(ParseSoftmaxAttention(o, layer.get()));
+    } else if (kind == "pool") {
+      RECUR_RETURN_IF_ERROR(ParsePool(o, layer.get()));
     } else {
       RECUR_RETURN_IF_ERROR(ParseMlp(o, kind == "glu", layer.get()));
     }
@@ -666,7 +685,7 @@ Status ParseTopLevel(const Json& root, const std::string& spec_path, NativeSpec*
 const std::vector<std::string>& NativeSpecBlockKinds() {
   static const std::vector<std::string> kKinds = {
       "mamba1", "mamba2", "rwkv", "hippo", "s4d", "linear_attention", "softmax_attention",
-      "mlp",    "glu"};
+      "mlp",    "glu",    "pool"};
   return kKinds;
 }
 
