@@ -193,6 +193,14 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
     info.bytes_by_dtype[ti.dtype] += ti.bytes;
     model->tensors_.push_back(std::move(ti));
   }
+  if (auto expected = ExpectedTensors(m); expected.ok()) {
+    for (const ExpectedTensor& e : *expected) {
+      if (!e.matrix) continue;
+      for (TensorInfo& t : model->tensors_) {
+        if (t.name == e.name) t.matrix = true;
+      }
+    }
+  }
 
   // The residual stream and the logits (or features) live in the session too.
   const size_t out = m.output_kind() == fb::OutputKind::Logits ? m.vocab_size() : m.output_size();
@@ -209,6 +217,8 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::string& path,
       const LayerPlan step = PlanLayer(m, layer, 1);
       const LayerPlan prefill = PlanLayer(m, layer, info.prefill_chunk);
       li.state_bytes = step.state_bytes;
+      li.state_grows = step.state_grows;
+      li.bytes_per_token = step.bytes_per_token;
       li.runnable = false;  // Set by the family issues as each block's Step lands.
       const std::string prefix = "layers." + std::to_string(i) + ".";
       for (const TensorInfo& t : model->tensors_) {

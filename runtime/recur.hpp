@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "formats/status.h"
+#include "runtime/recur.h"  // RECUR_API; the C API beside this one.
 
 namespace recur {
 
@@ -34,6 +36,7 @@ struct TensorInfo {
   int64_t numel = 0;
   size_t bytes = 0;  // In the file, q8_0 scales included.
   const void* data = nullptr;
+  bool matrix = false;  // A weight matrix (read by matvec/matmul, or gathered by token).
 };
 
 struct LayerInfo {
@@ -42,6 +45,10 @@ struct LayerInfo {
   uint64_t params = 0;
   size_t state_bytes = 0;
   bool runnable = false;  // This build has the block's kernels.
+  // A KV cache: state_bytes is its capacity (max_context tokens), filled by bytes_per_token per
+  // token; false: the state is constant in the stream's length.
+  bool state_grows = false;
+  size_t bytes_per_token = 0;
 };
 
 struct ModelInfo {
@@ -67,7 +74,7 @@ struct ModelInfo {
   std::map<std::string, std::string> metadata;
 };
 
-class Model {
+class RECUR_API Model {
  public:
   ~Model();
   // Opens and verifies `path`, and checks that it holds every tensor its layers read, shaped
@@ -94,6 +101,17 @@ class Model {
   // End-of-text token id, or -1.
   int32_t eos_id() const;
 
+  // 64-bit identity of the model, stamped into saved session state so that state is never
+  // loaded into another model: a hash over the file's metadata flatbuffer (architecture, layer
+  // specs, tensor table, tokenizer) and the first and last 4 KiB of every tensor's data.
+  // Computed once (on first use; Session::Create triggers it) and cached. The same file loaded
+  // from any path, mapped or read, has the same fingerprint.
+  uint64_t fingerprint() const;
+  // Floats per input frame (frame models; 0 for token models), and floats each step outputs
+  // (vocab_size logits, or output features).
+  int32_t input_size() const;
+  int32_t output_size() const;
+
  private:
   friend class Session;
   friend class TextStream;
@@ -108,11 +126,13 @@ class Model {
   Status runnable_;
   std::unique_ptr<Runtime> rt_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  mutable std::once_flag fingerprint_once_;
+  mutable uint64_t fingerprint_ = 0;
 };
 
 // Generated tokens to text as they arrive: a character split across tokens is held back until
 // it is complete, so every piece printed is valid UTF-8.
-class TextStream {
+class RECUR_API TextStream {
  public:
   explicit TextStream(const Model& model);
   ~TextStream();
@@ -132,7 +152,7 @@ struct SamplerParams {
 };
 
 // Picks the next token from logits. Holds its scratch, so sampling never allocates.
-class Sampler {
+class RECUR_API Sampler {
  public:
   Sampler(size_t vocab_size, const SamplerParams& params);
   ~Sampler();
@@ -146,7 +166,7 @@ class Sampler {
 // One stream through a model: one contiguous state block, one scratch arena, a position.
 // Calls on one session must not overlap; different sessions of a model may run concurrently.
 // Step and prefill do no heap allocation.
-class Session {
+class RECUR_API Session {
  public:
   ~Session();
   static Result<std::unique_ptr<Session>> Create(std::shared_ptr<const Model> model);
@@ -162,8 +182,40 @@ class Session {
   // Back to the start of a stream (zero state, position 0).
   void Reset();
 
+  // ---- State you can hold (format: docs/c-api.md, "Saved state").
+  // Bytes SaveState writes: a 64-byte header (magic, format version, the model's fingerprint,
+  // position, payload size and checksum) followed by the state block.
+  size_t saved_state_size() const;
+  // Writes saved_state_size() bytes to buf; InvalidArgument when size is smaller.
+  Status SaveState(void* buf, size_t size) const;
+  // Restores a state SaveState wrote (position included). Refuses, leaving this session
+  // unchanged, bytes from another model (fingerprint), another state layout, or damaged bytes
+  // (checksums over the header and the payload).
+  Status LoadState(const void* buf, size_t size);
+  // A new session on the same model with a copy of this one's state, position and last output;
+  // the two then continue independently.
+  Result<std::unique_ptr<Session>> Fork() const;
+
+  // ---- Batched decoding.
+  // n independent streams of one model advance one token each: sessions[i] takes tokens[i], and
+  // logits[i] receives sessions[i]'s logits (valid until the next call on that session). Each
+  // weight is read once for all n streams. The sessions must be distinct and share one Model
+  // object; the call counts as a call on every one of them. The batch's working memory (rows
+  // of the residual stream, the logits of all n, the blocks' batch scratch) belongs to
+  // sessions[0]: it is allocated by ReserveBatch, or by the first StepBatch led by that session
+  // with a larger n than reserved, and reused afterwards, so a loop of batches of at most the
+  // reserved size does no heap allocation. On error no session has moved.
+  static Status StepBatch(Session* const* sessions, const int32_t* tokens, size_t n,
+                          const float** logits);
+  // Sizes this session's batch workspace for batches of up to n streams that it leads.
+  Status ReserveBatch(size_t n);
+  size_t batch_capacity() const { return batch_capacity_; }
+
   int64_t position() const { return position_; }
   size_t state_bytes() const;
+  // Bytes of the state in use now: state_bytes() for constant-state models; with KV-cache or
+  // recompute attention layers, their filled part only (it grows with the context).
+  size_t state_bytes_in_use() const;
   const float* state() const { return state_; }
   const Model& model() const { return *model_; }
 
@@ -171,6 +223,8 @@ class Session {
   Session() = default;
   Status CheckTokenModel(const char* call) const;
   Status CheckToken(int32_t token) const;
+  // Refuses a call of `tokens` tokens that some layer's state has no room for (a full KV cache).
+  Status CheckRoom(size_t tokens, const char* call) const;
   // Runs `tokens` rows of resid_ through every layer and the final norm (into normed_).
   void RunLayers(size_t tokens, bool step);
   void Head(const float* normed, float* out) const;
@@ -185,6 +239,11 @@ class Session {
   float* scratch_ = nullptr;  // The largest layer's scratch for a chunk.
   void* arena_ = nullptr;
   int64_t position_ = 0;
+  // Batch workspace (StepBatch): allocated by ReserveBatch, freed by the destructor.
+  void* batch_arena_ = nullptr;
+  size_t batch_capacity_ = 0;       // Streams it holds.
+  size_t batch_scratch_floats_ = 0;  // The largest layer's BatchScratchBytes(capacity) / 4.
+  bool in_batch_ = false;           // Set while StepBatch checks for repeated sessions.
 };
 
 }  // namespace recur

@@ -15,6 +15,7 @@
 #include "ops/matmul.h"
 #include "ops/matvec.h"
 #include "ops/selective_scan.h"
+#include "runtime/blocks/batch_matvec.h"
 #include "runtime/blocks/block.h"
 
 namespace recur {
@@ -180,6 +181,55 @@ class Mamba1Block final : public Block {
     });
     threads.ParallelFor(d_model_, kRowGrain, [&](size_t begin, size_t end) {
       ops::MatMul(out_proj_, xc, T, out_bias_, out, begin, end, nullptr);
+    });
+  }
+
+  size_t BatchScratchBytes(size_t n) const override {
+    return LayoutFor(spec_, std::max<size_t>(n, 1)).total * sizeof(float);
+  }
+
+  // n streams, one token each (x, out: [n, d_model]): every projection multiplies all n vectors
+  // by each block of weights while it is in cache (BatchMatVec), so each weight is read from
+  // memory once for all n; the conv and the selective scan run per stream on its own state with
+  // Step's kernels. Every stream's result is bit-identical to its Step.
+  void StepBatch(const float* x, size_t n, size_t d_model, float* out, float* const* states,
+                 float* scratch, const Threads& threads) const override {
+    if (n == 0) return;
+    const size_t xdbl_cols = x_proj_.rows;  // dt_rank + 2 d_state
+    const ScratchLayout l = LayoutFor(spec_, n);
+    float* xz = scratch + l.xz;      // [n, 2 d_inner]
+    float* xc = scratch + l.xc;      // [n, d_inner]: conv output, then y in place.
+    float* xdbl = scratch + l.xdbl;  // [n, dt_rank + 2 d_state]
+    float* dt = scratch + l.dt;      // [n, d_inner]
+    const size_t conv_floats = ops::Conv1dStateSize(d_inner_, d_conv_);
+
+    threads.ParallelFor(2 * d_inner_, kRowGrain, [&](size_t begin, size_t end) {
+      BatchMatVec(in_proj_, x, d_model_, n, in_bias_, xz, 2 * d_inner_, begin, end);
+    });
+    for (size_t i = 0; i < n; ++i) {
+      ops::Conv1dStep(states[i], xz + i * 2 * d_inner_, conv_w_, conv_b_, d_inner_, d_conv_,
+                      /*silu=*/true, xc + i * d_inner_);
+    }
+    threads.ParallelFor(xdbl_cols, kRowGrain, [&](size_t begin, size_t end) {
+      BatchMatVec(x_proj_, xc, d_inner_, n, nullptr, xdbl, xdbl_cols, begin, end);
+    });
+    threads.ParallelFor(d_inner_, kChannelGrain, [&](size_t begin, size_t end) {
+      const size_t m = end - begin;
+      // dt_proj reads the dt_low columns at the start of each stream's x_proj row.
+      BatchMatVec(dt_proj_, xdbl, xdbl_cols, n, dt_bias_, dt, d_inner_, begin, end);
+      for (size_t i = 0; i < n; ++i) {
+        float* xc_i = xc + i * d_inner_;
+        float* dt_i = dt + i * d_inner_;
+        const float* b = xdbl + i * xdbl_cols + dt_rank_;
+        const float* c = b + d_state_;
+        ops::SoftplusInPlace(dt_i + begin, m);
+        ops::SelectiveScanStep(states[i] + conv_floats, xc_i, dt_i, a_.data(), b, c, d_skip_,
+                               d_state_, begin, end, xc_i);
+        ops::MulSiLU(xc_i + begin, xz + i * 2 * d_inner_ + d_inner_ + begin, xc_i + begin, m);
+      }
+    });
+    threads.ParallelFor(d_model_, kRowGrain, [&](size_t begin, size_t end) {
+      BatchMatVec(out_proj_, xc, d_inner_, n, out_bias_, out, d_model_, begin, end);
     });
   }
 

@@ -24,6 +24,7 @@
 #include "ops/matvec.h"
 #include "ops/norm.h"
 #include "ops/ssd.h"
+#include "runtime/blocks/batch_matvec.h"
 #include "runtime/blocks/block.h"
 
 namespace recur {
@@ -207,6 +208,48 @@ class Mamba2Block final : public Block {
     });
     threads.ParallelFor(d_.d_model, kRowGrain, [&](size_t begin, size_t end) {
       ops::MatMul(out_proj_, y, T, out_proj_bias_, out, begin, end, nullptr);
+    });
+  }
+
+  size_t BatchScratchBytes(size_t n) const override {
+    return Layout(d_, std::max<size_t>(n, 1)).total * sizeof(float);
+  }
+
+  // n streams, one token each (x, out: [n, d_model]): in_proj and out_proj multiply all n
+  // vectors by each block of weights while it is in cache (BatchMatVec), so each weight is read
+  // from memory once for all n; the conv, the SSD step and the gated norm run per stream on its
+  // own state with Step's kernels. Every stream's result is bit-identical to its Step.
+  void StepBatch(const float* x, size_t n, size_t d_model, float* out, float* const* states,
+                 float* scratch, const Threads& threads) const override {
+    if (n == 0) return;
+    const Layout lay(d_, n);
+    float* zxbcdt = scratch + lay.zxbcdt;  // [n, proj_dim]
+    float* xbc = scratch + lay.xbc;        // [n, conv_dim]
+    float* dt = scratch + lay.dt;          // [n, n_heads]
+    float* y = scratch + lay.y;            // [n, d_inner]
+    threads.ParallelFor(d_.proj_dim, kRowGrain, [&](size_t begin, size_t end) {
+      BatchMatVec(in_proj_, x, d_.d_model, n, in_proj_bias_, zxbcdt, d_.proj_dim, begin, end);
+    });
+    for (size_t i = 0; i < n; ++i) {
+      ComputeDt(zxbcdt + i * d_.proj_dim, 1, dt + i * d_.n_heads);
+      ops::Conv1dStep(states[i], zxbcdt + i * d_.proj_dim + d_.d_inner, conv_w_, conv_b_,
+                      d_.conv_dim, d_.d_conv, /*silu=*/true, xbc + i * d_.conv_dim);
+    }
+    const size_t conv_floats = d_.ConvStateFloats();
+    const size_t grain = std::max<size_t>(1, kStepStateGrain / (d_.head_dim * d_.d_state));
+    threads.ParallelFor(d_.n_heads, grain, [&](size_t begin, size_t end) {
+      for (size_t i = 0; i < n; ++i) {
+        const ops::SsdInputs in = Inputs(xbc + i * d_.conv_dim, dt + i * d_.n_heads);
+        ops::SsdStep(d_.Ssd(), in, states[i] + conv_floats, y + i * d_.d_inner, begin, end);
+      }
+    });
+    for (size_t i = 0; i < n; ++i) {
+      float* y_i = y + i * d_.d_inner;
+      ops::GatedRMSNorm(y_i, zxbcdt + i * d_.proj_dim, norm_w_, d_.d_inner / d_.n_groups,
+                        spec_.norm_eps(), spec_.norm_before_gate(), y_i, d_.d_inner);
+    }
+    threads.ParallelFor(d_.d_model, kRowGrain, [&](size_t begin, size_t end) {
+      BatchMatVec(out_proj_, y, d_.d_inner, n, out_proj_bias_, out, d_.d_model, begin, end);
     });
   }
 
