@@ -11,113 +11,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <mutex>
 #include <string>
 #include <vector>
-
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "bench/bench_ops.cc"
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
-#include "hwy/highway.h"
-
-// ------------------------------------------------------------------ per-target probes
-
-// Constants shared by every target's copy of the probes (this file is compiled once per target).
-#ifndef RECUR_BENCH_OPS_CONSTANTS_
-#define RECUR_BENCH_OPS_CONSTANTS_
-namespace recur::bench {
-// Independent FMA chains per iteration: 12 covers latency x throughput (4 cycles x 2 pipes on
-// Zen 4/5, Intel cores alike) with margin and, with the two constants, still fits AVX2's 16
-// registers.
-inline constexpr size_t kFmaChains = 12;
-}  // namespace recur::bench
-#endif
-
-HWY_BEFORE_NAMESPACE();
-namespace recur::bench::HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-// Sum of p: [n], read as one sequential stream with 8 independent vector accumulators so that
-// neither add latency nor the loop limits the loads: the rate at which one core streams memory.
-float SumFloats(const float* HWY_RESTRICT p, size_t n) {
-  const hn::ScalableTag<float> df;
-  const size_t N = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  auto a4 = hn::Zero(df), a5 = hn::Zero(df), a6 = hn::Zero(df), a7 = hn::Zero(df);
-  size_t i = 0;
-  for (; i + 8 * N <= n; i += 8 * N) {
-    a0 = hn::Add(a0, hn::LoadU(df, p + i + 0 * N));
-    a1 = hn::Add(a1, hn::LoadU(df, p + i + 1 * N));
-    a2 = hn::Add(a2, hn::LoadU(df, p + i + 2 * N));
-    a3 = hn::Add(a3, hn::LoadU(df, p + i + 3 * N));
-    a4 = hn::Add(a4, hn::LoadU(df, p + i + 4 * N));
-    a5 = hn::Add(a5, hn::LoadU(df, p + i + 5 * N));
-    a6 = hn::Add(a6, hn::LoadU(df, p + i + 6 * N));
-    a7 = hn::Add(a7, hn::LoadU(df, p + i + 7 * N));
-  }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += p[i];
-  const auto sum =
-      hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
-  return hn::GetLane(hn::SumOfLanes(df, sum)) + tail;
-}
-
-// Sum of p: [n] read as two concurrent sequential streams (the two halves), 4 accumulators
-// each. Some memory systems give one core more bandwidth over two streams than over one; the
-// benchmark takes the better of the two patterns as the limit so that no ratio flatters.
-float SumFloats2(const float* HWY_RESTRICT p, size_t n) {
-  const hn::ScalableTag<float> df;
-  const size_t N = hn::Lanes(df);
-  const size_t half = n / 2 / (4 * N) * (4 * N);
-  const float* HWY_RESTRICT q = p + half;
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
-  for (size_t i = 0; i < half; i += 4 * N) {
-    a0 = hn::Add(a0, hn::LoadU(df, p + i + 0 * N));
-    a1 = hn::Add(a1, hn::LoadU(df, p + i + 1 * N));
-    a2 = hn::Add(a2, hn::LoadU(df, p + i + 2 * N));
-    a3 = hn::Add(a3, hn::LoadU(df, p + i + 3 * N));
-    b0 = hn::Add(b0, hn::LoadU(df, q + i + 0 * N));
-    b1 = hn::Add(b1, hn::LoadU(df, q + i + 1 * N));
-    b2 = hn::Add(b2, hn::LoadU(df, q + i + 2 * N));
-    b3 = hn::Add(b3, hn::LoadU(df, q + i + 3 * N));
-  }
-  float tail = 0.0f;
-  for (size_t i = 2 * half; i < n; ++i) tail += p[i];
-  const auto sum =
-      hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(b0, b1), hn::Add(b2, b3)));
-  return hn::GetLane(hn::SumOfLanes(df, sum)) + tail;
-}
-
-// Runs iters x kFmaChains dependent-per-chain FMAs entirely in registers; returns a value that
-// depends on all of them so the compiler cannot drop any.
-float FmaChains(size_t iters, float seed) {
-  const hn::ScalableTag<float> df;
-  const auto mul = hn::Set(df, 0.999999f);
-  const auto add = hn::Set(df, 1e-7f);
-  hn::Vec<decltype(df)> c[kFmaChains];
-  for (size_t k = 0; k < kFmaChains; ++k) c[k] = hn::Set(df, seed + static_cast<float>(k));
-  for (size_t i = 0; i < iters; ++i) {
-    for (size_t k = 0; k < kFmaChains; ++k) c[k] = hn::MulAdd(c[k], mul, add);
-  }
-  auto sum = c[0];
-  for (size_t k = 1; k < kFmaChains; ++k) sum = hn::Add(sum, c[k]);
-  return hn::GetLane(hn::SumOfLanes(df, sum));
-}
-
-size_t FloatLanes() { return hn::Lanes(hn::ScalableTag<float>()); }
-
-}  // namespace recur::bench::HWY_NAMESPACE
-HWY_AFTER_NAMESPACE();
-
-#if HWY_ONCE
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/limits.h"
 #include "hwy/aligned_allocator.h"
-#include "hwy/targets.h"
 #include "ops/convert.h"
 #include "ops/matmul.h"
 #include "ops/matvec.h"
@@ -125,55 +26,6 @@ HWY_AFTER_NAMESPACE();
 #include "runtime/threads.h"
 
 namespace recur::bench {
-
-HWY_EXPORT(SumFloats);
-HWY_EXPORT(SumFloats2);
-HWY_EXPORT(FmaChains);
-HWY_EXPORT(FloatLanes);
-
-using Clock = std::chrono::steady_clock;
-
-// A value the optimiser must assume is read, so timed results are never dead code.
-volatile float g_sink = 0.0f;
-
-double Seconds(Clock::time_point begin, Clock::time_point end) {
-  return std::chrono::duration<double>(end - begin).count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Median seconds of `repeats` timed calls of fn after one untimed warm-up call.
-template <class F>
-double MedianSeconds(int repeats, F&& fn) {
-  fn();
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto begin = Clock::now();
-    fn();
-    times.push_back(Seconds(begin, Clock::now()));
-  }
-  return Median(times);
-}
-
-// Last-level cache size from sysfs, or 32 MiB if it cannot be read.
-size_t LastLevelCacheBytes() {
-  size_t best = 0;
-  for (int index = 0; index < 8; ++index) {
-    std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) +
-                       "/size");
-    std::string text;
-    if (!(file >> text) || text.empty()) continue;
-    size_t value = std::stoull(text);
-    if (text.back() == 'K') value <<= 10;
-    if (text.back() == 'M') value <<= 20;
-    best = std::max(best, value);
-  }
-  return best != 0 ? best : size_t{32} << 20;
-}
 
 // A small, fast generator: the benchmark needs bytes that are not all equal, not good randomness.
 struct XorShift {
@@ -268,72 +120,6 @@ struct Options {
   bool quick = false;
   int threads = 0;
 };
-
-struct Limits {
-  double read_gbps_1 = 0.0;    // One thread.
-  double read_gbps_all = 0.0;  // All threads.
-  double peak_gflops = 0.0;    // Per thread.
-  double peak_gflops_all = 0.0;
-};
-
-// Aggregate f32 FMA throughput of `threads`, each running iters x kFmaChains independent FMA
-// chains in registers; median of `repeats` runs.
-double PeakGflops(const Threads& threads, size_t iters, int repeats) {
-  const double flops_per_thread = 2.0 * static_cast<double>(iters) * kFmaChains *
-                                  static_cast<double>(HWY_DYNAMIC_DISPATCH(FloatLanes)());
-  const double seconds = MedianSeconds(repeats, [&] {
-    std::vector<float> results(static_cast<size_t>(threads.size()));
-    threads.ParallelFor(results.size(), 1, [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end; ++i) {
-        results[i] = HWY_DYNAMIC_DISPATCH(FmaChains)(iters, static_cast<float>(i));
-      }
-    });
-    for (float r : results) g_sink = g_sink + r;
-  });
-  return flops_per_thread * threads.size() / seconds * 1e-9;
-}
-
-// Reads p: [n] once, split over the threads, each part as `streams` (1 or 2) sequential streams.
-void StreamSum(const Threads& threads, const float* p, size_t n, int streams) {
-  std::mutex mutex;
-  float total = 0.0f;
-  // 64 KiB grain: large enough that each thread streams long runs, small enough to balance.
-  threads.ParallelFor(n, 16384, [&](size_t begin, size_t end) {
-    const float sum = streams == 1 ? HWY_DYNAMIC_DISPATCH(SumFloats)(p + begin, end - begin)
-                                   : HWY_DYNAMIC_DISPATCH(SumFloats2)(p + begin, end - begin);
-    const std::lock_guard<std::mutex> lock(mutex);  // Once per range: no contention.
-    total += sum;
-  });
-  g_sink = g_sink + total;
-}
-
-// Streams a buffer of `bytes` (far larger than the LLC) with 1 and with all threads.
-Limits MeasureLimits(const Threads& one, const Threads& all, const Options& options) {
-  Limits limits;
-  const size_t bytes = (options.quick ? size_t{256} : size_t{1024}) << 20;
-  const size_t n = bytes / sizeof(float);
-  auto buffer = hwy::AllocateAligned<float>(n);
-  float* p = buffer.get();
-  // First touch from the threads that will read, so pages are mapped before timing.
-  all.ParallelFor(n, 4096, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) p[i] = static_cast<float>(i & 7);
-  });
-  const int repeats = options.quick ? 3 : 7;
-  // Median seconds to stream the whole buffer.
-  auto stream = [&](const Threads& threads, int streams) {
-    return MedianSeconds(repeats, [&] { StreamSum(threads, p, n, streams); });
-  };
-  const double gb = static_cast<double>(bytes) * 1e-9;
-  limits.read_gbps_1 = std::max(gb / stream(one, 1), gb / stream(one, 2));
-  limits.read_gbps_all = std::max(gb / stream(all, 1), gb / stream(all, 2));
-
-  // Enough iterations for ~50 ms per run at 200 GFLOP/s, so timer and wake-up noise vanish.
-  const size_t iters = options.quick ? 10'000'000 : 30'000'000;
-  const int fma_repeats = options.quick ? 3 : 5;
-  limits.peak_gflops = PeakGflops(one, iters, fma_repeats);
-  limits.peak_gflops_all = PeakGflops(all, iters, fma_repeats);
-  return limits;
-}
 
 struct Shape {
   size_t rows;
@@ -557,15 +343,14 @@ int Main(int argc, char** argv) {
 
   const Threads one(1);
   const Threads all(options.threads);
-  const char* target = hwy::TargetName(hwy::SupportedTargets() & HWY_TARGETS &
-                                       -(hwy::SupportedTargets() & HWY_TARGETS));
+  const char* target = BestTargetName();
   const size_t llc = LastLevelCacheBytes();
   const size_t rotate_bytes = std::max<size_t>(4 * llc, size_t{256} << 20);
   if (!options.json) {
     std::printf("bench_ops: target %s, %d threads, LLC %zu MiB%s\n", target, all.size(), llc >> 20,
                 options.quick ? " (quick)" : "");
   }
-  const Limits limits = MeasureLimits(one, all, options);
+  const Limits limits = MeasureLimits(one, all, options.quick);
   // The FMA probe has no shared resource, so it should scale with the thread count; if it does
   // not, other processes hold some of the cores and the multi-threaded figures say little.
   const double fma_scaling = limits.peak_gflops_all / limits.peak_gflops;
@@ -632,4 +417,3 @@ int Main(int argc, char** argv) {
 
 int main(int argc, char** argv) { return recur::bench::Main(argc, argv); }
 
-#endif  // HWY_ONCE

@@ -1,54 +1,12 @@
 // recur convert SRC -o OUT.recur [--dtype f32|f16|bf16|q8_0]: import a model into a .recur file.
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 
+#include "examples/cli_util.h"
 #include "examples/commands.h"
 #include "formats/convert.h"
 
 namespace recur::cli {
-namespace {
-
-// Draws "[=====>    ]  45%  120.0/266.7 MiB" on stderr: redrawn in place on a terminal, a line
-// per 10% otherwise (logs and CI).
-class ProgressBar {
- public:
-  explicit ProgressBar(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
-
-  void Update(uint64_t done, uint64_t total) {
-    // Small models convert in a blink; a bar would only be noise.
-    constexpr uint64_t kMinBytesForBar = 64ull << 20;
-    if (quiet_ || total < kMinBytesForBar) return;
-    const int percent = static_cast<int>(done * 100 / total);
-    const auto now = std::chrono::steady_clock::now();
-    if (tty_) {
-      if (done != total && now - last_ < std::chrono::milliseconds(100)) return;
-      last_ = now;
-      constexpr int kWidth = 30;
-      const int filled = percent * kWidth / 100;
-      std::string bar(filled, '=');
-      if (filled < kWidth) bar += '>' + std::string(kWidth - filled - 1, ' ');
-      std::fprintf(stderr, "\r[%s] %3d%%  %.1f/%.1f MiB", bar.c_str(), percent, done / 1048576.0,
-                   total / 1048576.0);
-      if (done == total) std::fputc('\n', stderr);
-    } else if (percent / 10 > last_decile_ || done == total) {
-      last_decile_ = percent / 10;
-      if (done == total && printed_done_) return;
-      printed_done_ = done == total;
-      std::fprintf(stderr, "converting: %3d%% (%.1f/%.1f MiB)\n", percent, done / 1048576.0,
-                   total / 1048576.0);
-    }
-  }
-
- private:
-  bool quiet_, tty_;
-  int last_decile_ = -1;
-  bool printed_done_ = false;
-  std::chrono::steady_clock::time_point last_{};
-};
-
-}  // namespace
 
 Action AddConvert(CLI::App& app) {
   struct Opts {
@@ -79,7 +37,7 @@ Action AddConvert(CLI::App& app) {
     options.output = opts->output;
     options.dtype = ParseDType(opts->dtype).value();
     options.q8_scale_dtype = ParseDType(opts->scale_dtype).value();
-    auto bar = std::make_shared<ProgressBar>(opts->quiet);
+    auto bar = std::make_shared<ProgressBar>(opts->quiet, "converting");
     options.progress = [bar](uint64_t done, uint64_t total) { bar->Update(done, total); };
     options.warning = [](const std::string& line) {
       std::fprintf(stderr, "recur: warning: %s\n", line.c_str());

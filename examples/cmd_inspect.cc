@@ -52,7 +52,9 @@ nlohmann::json ToJson(const ModelInfo& info) {
   j["layers"] = nlohmann::json::array();
   for (const LayerInfo& l : info.layers) {
     j["layers"].push_back({{"kind", l.kind}, {"summary", l.summary}, {"params", l.params},
-                           {"state_bytes", l.state_bytes}, {"runnable", l.runnable}});
+                           {"state_bytes", l.state_bytes}, {"runnable", l.runnable},
+                           {"state_grows", l.state_grows},
+                           {"bytes_per_token", l.bytes_per_token}});
   }
   return j;
 }
@@ -71,16 +73,25 @@ void PrintText(const ModelInfo& info) {
   for (const auto& [dtype, bytes] : info.bytes_by_dtype) {
     std::printf("  %-11s %s\n", dtype.c_str(), Bytes(bytes).c_str());
   }
-  std::printf("state         %s per stream (constant in the stream's length)\n",
-              Bytes(info.state_bytes).c_str());
+  size_t grows_per_token = 0;
+  for (const LayerInfo& l : info.layers) grows_per_token += l.state_grows ? l.bytes_per_token : 0;
+  if (grows_per_token == 0) {
+    std::printf("state         %s per stream (constant in the stream's length)\n",
+                Bytes(info.state_bytes).c_str());
+  } else {
+    std::printf("state         %s per stream allocated; grows by %s per token (KV cache)\n",
+                Bytes(info.state_bytes).c_str(), Bytes(grows_per_token).c_str());
+  }
   std::printf("scratch       %s per stream for a step, %s for a prefill chunk of %zu\n",
               Bytes(info.scratch_bytes_step).c_str(), Bytes(info.scratch_bytes_prefill).c_str(),
               info.prefill_chunk);
   std::printf("layers        %zu\n", info.layers.size());
   for (size_t i = 0; i < info.layers.size(); ++i) {
     const LayerInfo& l = info.layers[i];
-    std::printf("  %3zu  %-18s %-44s %9s params  state %s\n", i, l.kind.c_str(), l.summary.c_str(),
-                Count(l.params).c_str(), Bytes(l.state_bytes).c_str());
+    std::printf("  %3zu  %-18s %-44s %9s params  state %s%s\n", i, l.kind.c_str(),
+                l.summary.c_str(), Count(l.params).c_str(), Bytes(l.state_bytes).c_str(),
+                l.state_grows ? (", grows " + Bytes(l.bytes_per_token) + "/token").c_str()
+                              : ", constant");
   }
   for (const auto& [key, value] : info.metadata) {
     std::printf("meta  %s = %s\n", key.c_str(), value.c_str());

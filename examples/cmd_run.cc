@@ -4,21 +4,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "examples/cli_util.h"
 #include "examples/commands.h"
 #include "runtime/recur.hpp"
 
 namespace recur::cli {
 namespace {
-
-// Peak resident memory of this process, from /proc/self/status (0 when unknown).
-uint64_t PeakRssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
 
 // "1,2, 3" -> {1, 2, 3}; false on anything that is not a list of integers.
 bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
@@ -177,7 +168,7 @@ Action AddGenerate(CLI::App& app) {
     const double decode_s = std::chrono::duration<double>(t2 - t1).count();
     std::fprintf(stderr,
                  "\nprompt %zu tokens in %.3f s (%.1f tokens/s); generated %d tokens in %.3f s "
-                 "(%.1f tokens/s); %d threads\nstate %.1f KiB per stream; peak RSS %.1f MiB\n",
+                 "(%.1f tokens/s); %d thread(s)\nstate %.1f KiB per stream; peak RSS %.1f MiB\n",
                  ids.size(), prefill_s, ids.size() / prefill_s, generated, decode_s,
                  generated / decode_s, (*model)->n_threads(), (*session)->state_bytes() / 1024.0,
                  PeakRssBytes() / 1048576.0);

@@ -17,6 +17,10 @@ Action AddDump(CLI::App& app);
 Action AddConvert(CLI::App& app);
 Action AddLogits(CLI::App& app);
 Action AddGenerate(CLI::App& app);
+Action AddBench(CLI::App& app);
+Action AddSynth(CLI::App& app);
+Action AddHippo(CLI::App& app);
+Action AddStream(CLI::App& app);
 
 // Prints "recur: error: <message>" to stderr and returns exit code 1.
 int Fail(const std::string& message);

@@ -37,15 +37,10 @@ int main(int argc, char** argv) {
   add(AddDump);
   add(AddLogits);
   add(AddGenerate);
-  // Names reserved for the commands that arrive with later work.
-  for (const char* name : {"bench", "hippo", "stream"}) {
-    CLI::App* sub = app.add_subcommand(name, std::string("(not in this build yet)"));
-    sub->allow_extras();
-    actions[sub] = [name] {
-      return Fail(std::string("'recur ") + name +
-                  "' is not available in this build yet; see README.md for what is");
-    };
-  }
+  add(AddBench);
+  add(AddSynth);
+  add(AddHippo);
+  add(AddStream);
 
   try {
     app.parse(argc, argv);
