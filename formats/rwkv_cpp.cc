@@ -15,6 +15,7 @@
 #include "formats/block_tensors.h"
 #include "formats/dtype_convert.h"
 #include "formats/recur_writer.h"
+#include "formats/row_fill.h"
 
 namespace recur {
 namespace {
@@ -518,48 +519,14 @@ Result<ConvertReport> ConvertRwkvCpp(const ConvertOptions& options,
   RecurWriter writer(std::move(model));
   for (const Canonical& c : plan) {
     const ExpectedTensor& e = *c.expected;
-    const size_t cols = e.shape.empty() ? 1 : static_cast<size_t>(e.shape.back());
-    uint64_t numel = 1;
-    for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
-    const size_t rows = cols == 0 ? 0 : static_cast<size_t>(numel) / cols;
     const Canonical* cp = &c;
-    if (c.dtype == DType::kQ8_0) {
-      const DType scale_dtype = options.q8_scale_dtype;
-      const auto fill = [cp, rows, cols, scale_dtype](bool want_quants) -> FillFn {
-        return [=](std::span<std::byte> out) -> Status {
-          std::vector<float> row(cols);
-          std::vector<int8_t> quants(cols);
-          const size_t scale_row = cols / kQ8BlockSize * DTypeSize(scale_dtype);
-          std::vector<std::byte> scales(scale_row);
-          for (size_t r = 0; r < rows; ++r) {
-            RECUR_RETURN_IF_ERROR(RowOf(*cp, r, cols, row.data()));
-            int8_t* q = want_quants ? reinterpret_cast<int8_t*>(out.data()) + r * cols
-                                    : quants.data();
-            void* s = want_quants ? static_cast<void*>(scales.data())
-                                  : static_cast<void*>(out.data() + r * scale_row);
-            RECUR_RETURN_IF_ERROR(QuantizeQ8Row(row.data(), cols, q, scale_dtype, s));
-          }
-          return Status::Ok();
-        };
-      };
-      RECUR_RETURN_IF_ERROR(
-          writer.AddQ8Tensor(e.name, e.shape, scale_dtype, fill(true), fill(false)));
-      report.bytes_by_dtype[static_cast<int>(DType::kQ8_0)] +=
-          numel + numel / kQ8BlockSize * DTypeSize(scale_dtype);
-    } else {
-      const DType dtype = c.dtype;
-      RECUR_RETURN_IF_ERROR(writer.AddTensor(
-          e.name, dtype, e.shape, [cp, rows, cols, dtype](std::span<std::byte> out) -> Status {
-            std::vector<float> row(cols);
-            for (size_t r = 0; r < rows; ++r) {
-              RECUR_RETURN_IF_ERROR(RowOf(*cp, r, cols, row.data()));
-              RECUR_RETURN_IF_ERROR(ConvertRow(DType::kF32, row.data(), dtype,
-                                               out.data() + r * cols * DTypeSize(dtype), cols));
-            }
-            return Status::Ok();
-          }));
-      report.bytes_by_dtype[static_cast<int>(dtype)] += numel * DTypeSize(dtype);
-    }
+    const size_t cols = e.shape.empty() ? 1 : static_cast<size_t>(e.shape.back());
+    RECUR_ASSIGN_OR_RETURN(
+        uint64_t bytes,
+        AddTensorFromRows(writer, e.name, e.shape, c.dtype, options.q8_scale_dtype, [cp, cols] {
+          return [cp, cols](size_t r, float* row) { return RowOf(*cp, r, cols, row); };
+        }));
+    report.bytes_by_dtype[static_cast<int>(c.dtype)] += bytes;
     ++report.tensors_written;
   }
   RECUR_RETURN_IF_ERROR(writer.Write(options.output, options.progress));

@@ -10,6 +10,7 @@
 #include "formats/dtype_convert.h"
 #include "formats/recur_file.h"
 #include "formats/recur_writer.h"
+#include "formats/row_fill.h"
 
 namespace recur {
 namespace {
@@ -102,12 +103,22 @@ SynthPreset Mamba2Preset(const char* name, int d_model, int layers, int vocab = 
   return p;
 }
 
-// Attention families at GPT-2-small width (the ~130M class): d_model 768, 12 blocks of
-// [mixer, gelu mlp d_ff 3072], 12 heads of 64, half-split RoPE, GPT-NeoX vocabulary, tied.
-// `layers` counts blocks (two Layer entries each). max_context sizes KV caches.
-fb::ModelT AttentionModel(const char* architecture, int blocks,
+// The width of an attention preset. The 130M class is GPT-2-small's: d_model 768, blocks of
+// [mixer, gelu mlp d_ff 3072], 12 heads of 64, GPT-NeoX vocabulary, tied embeddings.
+struct AttentionShape {
+  int d_model = 768, heads = 12, head_dim = 64, d_ff = 3072, vocab = 50280;
+  std::string Describe() const {
+    return "d_model " + std::to_string(d_model) + ", " + std::to_string(heads) + " heads of " +
+           std::to_string(head_dim) + ", mlp " + std::to_string(d_ff) + ", vocab " +
+           std::to_string(vocab);
+  }
+};
+constexpr AttentionShape kTinyAttention{64, 4, 16, 128, 256};
+
+// `blocks` counts [mixer, mlp] pairs (two Layer entries each); half-split RoPE.
+fb::ModelT AttentionModel(const char* architecture, const AttentionShape& shape, int blocks,
                           const std::function<void(fb::LayerT*)>& mixer) {
-  fb::ModelT m = TokenModel(architecture, 768, 50280);
+  fb::ModelT m = TokenModel(architecture, shape.d_model, shape.vocab);
   for (int i = 0; i < blocks; ++i) {
     auto attn = std::make_unique<fb::LayerT>();
     mixer(attn.get());
@@ -117,7 +128,7 @@ fb::ModelT AttentionModel(const char* architecture, int blocks,
     m.layers.push_back(std::move(attn));
     auto mlp = std::make_unique<fb::LayerT>();
     fb::MlpSpecT spec;
-    spec.d_ff = 3072;
+    spec.d_ff = shape.d_ff;
     spec.activation = fb::Activation::GELU;
     spec.glu = false;
     spec.bias = false;
@@ -131,17 +142,18 @@ fb::ModelT AttentionModel(const char* architecture, int blocks,
 }
 
 SynthPreset SoftmaxPreset(const char* name, int kv_heads, const char* mode, int window,
-                          const std::string& what) {
+                          const std::string& what, AttentionShape shape = {}, int blocks = 12) {
   SynthPreset p;
   p.name = name;
-  p.layers = 12;
-  p.description = "softmax attention, " + what + ": d_model 768, 12 blocks, 12 heads of 64, mlp 3072";
-  p.make_attention = [kv_heads, mode, window](int blocks, int64_t max_context) {
-    return AttentionModel("softmax_attention", blocks, [&](fb::LayerT* layer) {
+  p.layers = blocks;
+  p.description = "softmax attention, " + what + ": " + std::to_string(blocks) + " blocks, " +
+                  shape.Describe();
+  p.make_attention = [kv_heads, mode, window, shape](int blocks, int64_t max_context) {
+    return AttentionModel("softmax_attention", shape, blocks, [&](fb::LayerT* layer) {
       fb::SoftmaxAttentionSpecT s;
-      s.n_heads = 12;
+      s.n_heads = shape.heads;
       s.n_kv_heads = kv_heads;
-      s.head_dim = 64;
+      s.head_dim = shape.head_dim;
       s.rope = "half";
       s.rope_base = 10000.0f;
       s.mode = mode;
@@ -155,16 +167,17 @@ SynthPreset SoftmaxPreset(const char* name, int kv_heads, const char* mode, int 
 }
 
 SynthPreset LinearPreset(const char* name, const char* feature_map, bool normalise,
-                         const char* decay, bool gate_and_norm, const std::string& what) {
+                         const char* decay, bool gate_and_norm, const std::string& what,
+                         AttentionShape shape = {}, int blocks = 12) {
   SynthPreset p;
   p.name = name;
-  p.layers = 12;
-  p.description = what + ": d_model 768, 12 blocks, 12 heads of 64, mlp 3072";
+  p.layers = blocks;
+  p.description = what + ": " + std::to_string(blocks) + " blocks, " + shape.Describe();
   p.make = [=](int blocks) {
-    return AttentionModel("linear_attention", blocks, [&](fb::LayerT* layer) {
+    return AttentionModel("linear_attention", shape, blocks, [&](fb::LayerT* layer) {
       fb::LinearAttentionSpecT s;
-      s.n_heads = 12;
-      s.head_dim = 64;
+      s.n_heads = shape.heads;
+      s.head_dim = shape.head_dim;
       s.feature_map = feature_map;
       s.normalise = normalise;
       s.decay = decay;
@@ -180,14 +193,15 @@ SynthPreset LinearPreset(const char* name, const char* feature_map, bool normali
 // RWKV-7 "Goose" 0.1B (rwkv7-g1 0.1b): d_model 768, 12 layers, heads of 64, ffn 3072, LoRA
 // widths 64 (decay), 64 (a), 32 (v; none in layer 0), 128 (g), vocabulary 65536, untied head,
 // LayerNorm before the head. Each layer is one whole RWKV block (own ln1/ln2: no layer norm).
-SynthPreset Rwkv7Preset(const char* name, int d_model, int layers, int d_ffn) {
+SynthPreset Rwkv7Preset(const char* name, int d_model, int layers, int d_ffn, int vocab = 65536) {
   SynthPreset p;
   p.name = name;
   p.layers = layers;
   p.description = "RWKV-7: d_model " + std::to_string(d_model) + ", " + std::to_string(layers) +
-                  " layers, heads of 64, ffn " + std::to_string(d_ffn) + ", vocab 65536";
-  p.make = [d_model, d_ffn](int n) {
-    fb::ModelT m = TokenModel("rwkv7", d_model, 65536);
+                  " layers, heads of 64, ffn " + std::to_string(d_ffn) + ", vocab " +
+                  std::to_string(vocab);
+  p.make = [d_model, d_ffn, vocab](int n) {
+    fb::ModelT m = TokenModel("rwkv7", d_model, vocab);
     m.tie_embeddings = false;
     m.final_norm = fb::NormKind::LayerNorm;
     for (int i = 0; i < n; ++i) {
@@ -306,6 +320,17 @@ const std::vector<SynthPreset>& SynthPresets() {
     // Small shapes of the same families, for tests and quick experiments.
     p.push_back(Mamba1Preset("mamba-tiny", 64, 2, 256));
     p.push_back(Mamba2Preset("mamba2-tiny", 64, 2, 256, 16, 16));
+    p.push_back(Rwkv7Preset("rwkv7-tiny", 64, 2, 128, 256));
+    p.push_back(LinearPreset("linear-attention-tiny", "elu1", true, "none", false,
+                             "linear attention", kTinyAttention, 2));
+    p.push_back(LinearPreset("retention-tiny", "identity", false, "fixed", true, "retention",
+                             kTinyAttention, 2));
+    p.push_back(LinearPreset("gla-tiny", "identity", false, "gate", true, "GLA (gated decay)",
+                             kTinyAttention, 2));
+    p.push_back(SoftmaxPreset("attention-window-tiny", 2, "window", 16, "GQA, window 16",
+                              kTinyAttention, 2));
+    p.push_back(SoftmaxPreset("attention-mha-tiny", 4, "kv_cache", 0, "MHA with a KV cache",
+                              kTinyAttention, 2));
     return p;
   }();
   return presets;
@@ -359,56 +384,22 @@ Result<ConvertReport> Synthesize(const SynthOptions& options) {
   RecurWriter writer(std::move(model));
   // The fill functions keep pointers into `expected`, which outlives Write().
   for (const ExpectedTensor& e : expected) {
-    uint64_t numel = 1;
-    for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
     const size_t cols = e.shape.empty() ? 1 : static_cast<size_t>(e.shape.back());
-    const size_t rows = cols == 0 ? 0 : static_cast<size_t>(numel / cols);
     const Init init = InitOf(e, mamba1);
     const uint64_t seed = HashName(e.name, options.seed);
     DType dtype = e.matrix ? target : DType::kF32;
     if (dtype == DType::kQ8_0 && cols % kQ8BlockSize != 0) dtype = DType::kF16;
-    if (dtype == DType::kQ8_0) {
-      const DType scale_dtype = options.q8_scale_dtype;
-      // Quants and scales are filled in two passes; each regenerates the rows from the seed.
-      auto fill = [&e, init, seed, rows, cols, scale_dtype](bool want_quants) -> FillFn {
-        return [&e, init, seed, rows, cols, scale_dtype,
-                want_quants](std::span<std::byte> out) -> Status {
-          const size_t scale_row_bytes = cols / kQ8BlockSize * DTypeSize(scale_dtype);
-          std::vector<float> row(cols);
-          std::vector<int8_t> quants(cols);
-          std::vector<std::byte> scales(scale_row_bytes);
-          uint64_t state = seed;
-          for (size_t r = 0; r < rows; ++r) {
-            FillRow(e, init, r, cols, state, row.data());
-            int8_t* q = want_quants ? reinterpret_cast<int8_t*>(out.data()) + r * cols
-                                    : quants.data();
-            void* s = want_quants ? static_cast<void*>(scales.data())
-                                  : static_cast<void*>(out.data() + r * scale_row_bytes);
-            RECUR_RETURN_IF_ERROR(QuantizeQ8Row(row.data(), cols, q, scale_dtype, s));
-          }
-          return Status::Ok();
-        };
-      };
-      RECUR_RETURN_IF_ERROR(
-          writer.AddQ8Tensor(e.name, e.shape, scale_dtype, fill(true), fill(false)));
-      report.bytes_by_dtype[static_cast<int>(DType::kQ8_0)] +=
-          numel + numel / kQ8BlockSize * DTypeSize(scale_dtype);
-    } else {
-      RECUR_RETURN_IF_ERROR(writer.AddTensor(
-          e.name, dtype, e.shape,
-          [&e, init, seed, rows, cols, dtype](std::span<std::byte> out) -> Status {
-            std::vector<float> row(cols);
-            const size_t row_bytes = cols * DTypeSize(dtype);
-            uint64_t state = seed;
-            for (size_t r = 0; r < rows; ++r) {
-              FillRow(e, init, r, cols, state, row.data());
-              RECUR_RETURN_IF_ERROR(
-                  ConvertRow(DType::kF32, row.data(), dtype, out.data() + r * row_bytes, cols));
-            }
-            return Status::Ok();
-          }));
-      report.bytes_by_dtype[static_cast<int>(dtype)] += numel * DTypeSize(dtype);
-    }
+    // Each pass starts the tensor's generator again from its seed.
+    RECUR_ASSIGN_OR_RETURN(
+        uint64_t bytes,
+        AddTensorFromRows(writer, e.name, e.shape, dtype, options.q8_scale_dtype,
+                          [&e, init, seed, cols] {
+                            return [&e, init, cols, state = seed](size_t r, float* row) mutable {
+                              FillRow(e, init, r, cols, state, row);
+                              return Status::Ok();
+                            };
+                          }));
+    report.bytes_by_dtype[static_cast<int>(dtype)] += bytes;
     ++report.tensors_written;
   }
   RECUR_RETURN_IF_ERROR(writer.Write(options.output, options.progress));
