@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/hippo_model.h"
 #include "formats/synth.h"
 #include "runtime/recur.hpp"
 #include "tests/runtime/fixture_util.h"
@@ -85,9 +86,15 @@ size_t RssBytes() {
   return 0;
 }
 
-TEST_CASE("StepToken and PrefillTokens allocate nothing after the first call") {
+// Every block kind at a tiny shape (recur synth presets).
+constexpr const char* kTinyPresets[] = {"mamba-tiny",          "mamba2-tiny",
+                                        "rwkv7-tiny",          "linear-attention-tiny",
+                                        "retention-tiny",      "gla-tiny",
+                                        "attention-window-tiny", "attention-mha-tiny"};
+
+TEST_CASE("StepToken and PrefillTokens allocate nothing after the first call, for every block kind") {
   TempDir dir;
-  for (const char* preset : {"mamba-tiny", "mamba2-tiny"}) {
+  for (const char* preset : kTinyPresets) {
     for (DType dtype : {DType::kF32, DType::kQ8_0}) {
       for (int threads : {1, 2}) {
         const std::string name = preset;
@@ -115,6 +122,25 @@ TEST_CASE("StepToken and PrefillTokens allocate nothing after the first call") {
       }
     }
   }
+}
+
+TEST_CASE("StepFrame allocates nothing on a HiPPO memory model") {
+  TempDir dir;
+  hippo_model::Options o;
+  o.measure = "legs";
+  o.n = 32;
+  o.channels = 2;
+  const std::string path = dir.File("legs.recur");
+  REQUIRE(hippo_model::Write(o, path).ok());
+  auto model = testing::LoadModel(path, 1);
+  auto session = testing::NewSession(model);
+  const float frame[2] = {0.25f, -1.0f};
+  const float* out = nullptr;
+  REQUIRE(session->StepFrame(frame, &out).ok());
+  const long allocs = AllocationsIn([&] {
+    for (int i = 0; i < 100; ++i) REQUIRE(session->StepFrame(frame, &out).ok());
+  });
+  CHECK(allocs == 0);
 }
 
 TEST_CASE("A 100k-token stream keeps memory flat and logits finite") {
