@@ -18,6 +18,7 @@
 #include "runtime/blocks/block.h"
 #include "runtime/recur.hpp"
 #include "runtime/threads.h"
+#include "tests/runtime/fixture_util.h"
 #include "tests/test_util.h"
 
 namespace recur {
@@ -373,6 +374,27 @@ TEST_CASE("s4d and hippo specs: tensor lists and bad sizes") {
   auto list = ExpectedTensors(*fb::GetModel(fbb.GetBufferPointer()));
   CHECK(!list.ok());
   CHECK(testing::Contains(list.status().message(), "must fit in d_model"));
+}
+
+}  // namespace
+}  // namespace recur
+
+namespace recur {
+namespace {
+
+TEST_CASE("hippo and s4d models: saved state continues bit-identically, and forks") {
+  testing::TempDir dir;
+  for (const char* measure : {"legs", "legt"}) {
+    hippo_model::Options o;
+    o.measure = measure;
+    o.n = 16;
+    o.channels = 2;
+    const std::string path = dir.File(std::string(measure) + "-state.recur");
+    REQUIRE(hippo_model::Write(o, path).ok());
+    testing::CheckFrameStateRoundTrip(testing::LoadModel(path, 1));
+  }
+  S4dWeights w;
+  testing::CheckFrameStateRoundTrip(testing::LoadModel(WriteS4d(dir, "lin", "zoh", true, &w), 1));
 }
 
 }  // namespace

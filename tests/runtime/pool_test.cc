@@ -170,3 +170,15 @@ TEST_CASE("pool: a native spec with a pool layer converts and runs, and a bad mo
 
 }  // namespace
 }  // namespace recur
+
+namespace recur {
+namespace {
+
+TEST_CASE("pool: saved state continues bit-identically, and forks") {
+  testing::TempDir dir;
+  PoolWeights w;
+  testing::CheckFrameStateRoundTrip(testing::LoadModel(WritePoolModel(dir, &w), 1));
+}
+
+}  // namespace
+}  // namespace recur
