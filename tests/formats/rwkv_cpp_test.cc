@@ -126,10 +126,15 @@ TEST_CASE("rwkv_cpp: conversion restores the official parameters") {
     REQUIRE_MESSAGE(out.ok(), out.status().message());
     return std::make_pair(std::move(src).value(), std::move(out).value());
   };
-  const auto src_f32 = [](const RwkvCppFile& f, const std::string& name) {
+  // rwkv.cpp data is not 4-byte aligned in the file: the test reads aligned copies.
+  std::map<std::string, std::vector<float>> copies;
+  const auto src_f32 = [&copies](const RwkvCppFile& f, const std::string& name) {
     const RwkvCppTensor* t = f.Find(name);
     REQUIRE_MESSAGE(t != nullptr, name);
-    return reinterpret_cast<const float*>(t->data);
+    std::vector<float>& v = copies[name];
+    v.resize(t->size / sizeof(float));
+    std::memcpy(v.data(), t->data, v.size() * sizeof(float));
+    return static_cast<const float*>(v.data());
   };
 
   SUBCASE("v7: x_rwkvag split in r, w, k, v, a, g order; LoRA widths; eps 64e-5") {
