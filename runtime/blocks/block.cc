@@ -1,6 +1,8 @@
 #include "runtime/blocks/block.h"
 
 #include "formats/block_tensors.h"
+#include "ops/matmul.h"
+#include "ops/matvec.h"
 
 #include <cstdio>
 
@@ -120,6 +122,18 @@ std::string DescribeLayer(const fb::Layer& layer) {
     case fb::BlockSpec::PoolSpec: return "mean";
     default: return "";
   }
+}
+
+void ProjectRows(const ops::WeightView& w, const float* in, size_t T, const float* bias,
+                 float* out, const Threads& threads) {
+  // 64 rows per task: a multiple of every target's lane count, and at least a few KiB of weights.
+  threads.ParallelFor(w.rows, 64, [&](size_t begin, size_t end) {
+    if (T == 1) {
+      ops::MatVec(w, in, bias, out, begin, end);
+    } else {
+      ops::MatMul(w, in, T, bias, out, begin, end, nullptr);
+    }
+  });
 }
 
 ops::WeightView WeightViewOf(const TensorView& t) {

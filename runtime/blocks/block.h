@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -126,6 +127,20 @@ Result<std::unique_ptr<Block>> MakeSoftmaxAttention(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeRwkv(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeHippo(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeS4d(const LayerContext& ctx);
+
+// out[t] = w in[t] (+ bias) for the T rows of `in`, split over the threads by rows of w: one
+// matvec per row range when T == 1 (a decode step), else a matmul (prefill).
+void ProjectRows(const ops::WeightView& w, const float* in, size_t T, const float* bias,
+                 float* out, const Threads& threads);
+
+// The stream position some blocks keep at the start of their state (attention: RoPE angles,
+// the KV cache's length).
+inline int64_t StatePosition(const float* state) {
+  int64_t p;
+  std::memcpy(&p, state, sizeof(p));
+  return p;
+}
+inline void SetStatePosition(float* state, int64_t p) { std::memcpy(state, &p, sizeof(p)); }
 
 // A weight view over a tensor of the file (any float matrix dtype).
 ops::WeightView WeightViewOf(const TensorView& t);

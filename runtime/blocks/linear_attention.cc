@@ -32,8 +32,6 @@
 namespace recur {
 namespace {
 
-// Rows per thread task for the projections (as mamba1.cc).
-constexpr size_t kRowGrain = 64;
 // Floats of the state header: the position (an int64) padded to 64 bytes.
 constexpr size_t kHeaderFloats = 16;
 // Added to the normaliser's denominator so that a query orthogonal to every key (possible with
@@ -121,14 +119,6 @@ struct Layout {
   }
 };
 
-int64_t PositionOf(const float* state) {
-  int64_t p;
-  std::memcpy(&p, state, sizeof(p));
-  return p;
-}
-
-void SetPosition(float* state, int64_t p) { std::memcpy(state, &p, sizeof(p)); }
-
 class LinearAttentionBlock final : public Block {
  public:
   LinearAttentionBlock(const fb::Model& model, const fb::LinearAttentionSpec& spec)
@@ -179,8 +169,8 @@ class LinearAttentionBlock final : public Block {
   void Step(const float* x, float* out, float* state, float* scratch,
             const Threads& threads) const override {
     const Layout l(d_, 1);
-    const int64_t pos = PositionOf(state);
-    Project(x, 1, l, scratch, pos, threads, /*matvec=*/true);
+    const int64_t pos = StatePosition(state);
+    Project(x, 1, l, scratch, pos, threads);
     float* q = scratch + l.q;
     float* k = scratch + l.k;
     float* v = scratch + l.v;
@@ -212,8 +202,8 @@ class LinearAttentionBlock final : public Block {
         }
       }
     });
-    SetPosition(state, pos + 1);
-    Finish(x, 1, l, scratch, out, threads, /*matvec=*/true);
+    SetStatePosition(state, pos + 1);
+    Finish(x, 1, l, scratch, out, threads);
   }
 
   void Prefill(const float* x, size_t tokens, float* out, float* state, float* scratch,
@@ -221,8 +211,8 @@ class LinearAttentionBlock final : public Block {
     if (tokens == 0) return;
     const size_t T = tokens;
     const Layout l(d_, T);
-    const int64_t pos = PositionOf(state);
-    Project(x, T, l, scratch, pos, threads, /*matvec=*/false);
+    const int64_t pos = StatePosition(state);
+    Project(x, T, l, scratch, pos, threads);
     for (size_t c0 = 0; c0 < T; c0 += d_.chunk) {
       const size_t C = std::min(d_.chunk, T - c0);
       threads.ParallelFor(d_.heads, 1, [&](size_t begin, size_t end) {
@@ -231,39 +221,28 @@ class LinearAttentionBlock final : public Block {
         }
       });
     }
-    SetPosition(state, pos + static_cast<int64_t>(T));
-    Finish(x, T, l, scratch, out, threads, /*matvec=*/false);
+    SetStatePosition(state, pos + static_cast<int64_t>(T));
+    Finish(x, T, l, scratch, out, threads);
   }
 
  private:
-  void Apply(const ops::WeightView& w, const float* in, size_t T, const float* bias, float* o,
-             const Threads& threads, bool matvec) const {
-    threads.ParallelFor(w.rows, kRowGrain, [&](size_t begin, size_t end) {
-      if (matvec) {
-        ops::MatVec(w, in, bias, o, begin, end);
-      } else {
-        ops::MatMul(w, in, T, bias, o, begin, end, nullptr);
-      }
-    });
-  }
-
   // Projections, feature map, the normaliser's unrotated copies, RoPE and the gate's log decays
   // for T tokens starting at position pos.
   void Project(const float* x, size_t T, const Layout& l, float* scratch, int64_t pos,
-               const Threads& threads, bool matvec) const {
+               const Threads& threads) const {
     float* q = scratch + l.q;
     float* k = scratch + l.k;
-    Apply(wq_, x, T, nullptr, q, threads, matvec);
-    Apply(wk_, x, T, nullptr, k, threads, matvec);
-    Apply(wv_, x, T, nullptr, scratch + l.v, threads, matvec);
-    if (d_.output_gate) Apply(wg_, x, T, nullptr, scratch + l.g, threads, matvec);
+    ProjectRows(wq_, x, T, nullptr, q, threads);
+    ProjectRows(wk_, x, T, nullptr, k, threads);
+    ProjectRows(wv_, x, T, nullptr, scratch + l.v, threads);
+    if (d_.output_gate) ProjectRows(wg_, x, T, nullptr, scratch + l.g, threads);
     if (d_.decay == Decay::kGate) {
       float* lg = scratch + l.lg;
       if (d_.gate_rank > 0) {
-        Apply(wgk1_, x, T, nullptr, scratch + l.low, threads, matvec);
-        Apply(wgk_, scratch + l.low, T, gk_bias_, lg, threads, matvec);
+        ProjectRows(wgk1_, x, T, nullptr, scratch + l.low, threads);
+        ProjectRows(wgk_, scratch + l.low, T, gk_bias_, lg, threads);
       } else {
-        Apply(wgk_, x, T, gk_bias_, lg, threads, matvec);
+        ProjectRows(wgk_, x, T, gk_bias_, lg, threads);
       }
       // logsigmoid(u) / tau = -softplus(-u) / tau.
       const size_t n = T * d_.hdk;
@@ -418,7 +397,7 @@ class LinearAttentionBlock final : public Block {
 
   // Head norm, output gate and the output projection of the attention output in v's rows.
   void Finish(const float* x, size_t T, const Layout& l, float* scratch, float* out,
-              const Threads& threads, bool matvec) const {
+              const Threads& threads) const {
     float* y = scratch + l.v;
     if (d_.head_norm) {
       ops::RMSNormRows(y, d_.hd, norm_w_, spec_.norm_eps(), y, d_.hd, T * d_.heads, d_.hd);
@@ -427,7 +406,7 @@ class LinearAttentionBlock final : public Block {
       const float* g = scratch + l.g;
       ops::MulSiLU(y, g, y, T * d_.hdk);
     }
-    Apply(wo_, y, T, nullptr, out, threads, matvec);
+    ProjectRows(wo_, y, T, nullptr, out, threads);
   }
 
   const fb::Model& model_;

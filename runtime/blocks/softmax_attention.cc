@@ -36,7 +36,6 @@
 namespace recur {
 namespace {
 
-constexpr size_t kRowGrain = 64;  // As mamba1.cc.
 constexpr size_t kHeaderFloats = 16;
 // Keys per online-softmax update: the block's scores stay in L1 and the rescale of y happens once
 // per block instead of once per key.
@@ -98,14 +97,6 @@ struct Layout {
   }
 };
 
-int64_t PositionOf(const float* state) {
-  int64_t p;
-  std::memcpy(&p, state, sizeof(p));
-  return p;
-}
-
-void SetPosition(float* state, int64_t p) { std::memcpy(state, &p, sizeof(p)); }
-
 class SoftmaxAttentionBlock final : public Block {
  public:
   SoftmaxAttentionBlock(const fb::Model& model, const fb::SoftmaxAttentionSpec& spec)
@@ -131,12 +122,12 @@ class SoftmaxAttentionBlock final : public Block {
 
   size_t Room(const float* state) const override {
     if (d_.mode == Mode::kWindow) return std::numeric_limits<size_t>::max();
-    const int64_t pos = PositionOf(state);
+    const int64_t pos = StatePosition(state);
     return pos >= static_cast<int64_t>(d_.cap) ? 0 : d_.cap - static_cast<size_t>(pos);
   }
 
   size_t StateBytesInUse(const float* state) const override {
-    const size_t pos = static_cast<size_t>(std::max<int64_t>(PositionOf(state), 0));
+    const size_t pos = static_cast<size_t>(std::max<int64_t>(StatePosition(state), 0));
     return (kHeaderFloats + std::min(pos, d_.cap) * d_.RowFloats()) * sizeof(float);
   }
 
@@ -147,18 +138,17 @@ class SoftmaxAttentionBlock final : public Block {
     Prefill(x, 1, out, state, scratch, threads);
   }
 
-  // Steps are one-token prefills: the same code path, so the two leave identical state. (The
-  // projections of one token run as matvecs inside MatMul.)
+  // Steps are one-token prefills: the same code path, so the two leave identical state.
   void Prefill(const float* x, size_t tokens, float* out, float* state, float* scratch,
                const Threads& threads) const override {
     if (tokens == 0) return;
     const size_t T = tokens;
     const Layout l(d_, T);
-    const int64_t p0 = PositionOf(state);
+    const int64_t p0 = StatePosition(state);
     float* rows = state + kHeaderFloats;
     float* q = scratch + l.q;
     float* o = scratch + l.o;
-    Apply(wq_, x, T, q, threads);
+    ProjectRows(wq_, x, T, nullptr, q, threads);
     if (d_.mode == Mode::kRecompute) {
       for (size_t t = 0; t < T; ++t) {
         std::memcpy(rows + (static_cast<size_t>(p0) + t) * d_.d_model, x + t * d_.d_model,
@@ -169,8 +159,8 @@ class SoftmaxAttentionBlock final : public Block {
     } else {
       float* k = scratch + l.k;
       float* v = scratch + l.v;
-      Apply(wk_, x, T, k, threads);
-      Apply(wv_, x, T, v, threads);
+      ProjectRows(wk_, x, T, nullptr, k, threads);
+      ProjectRows(wv_, x, T, nullptr, v, threads);
       RopeRows(q, T, d_.heads, p0, scratch + l.rope);
       RopeRows(k, T, d_.kv_heads, p0, scratch + l.rope);
       if (d_.mode == Mode::kKvCache) {
@@ -194,22 +184,11 @@ class SoftmaxAttentionBlock final : public Block {
         }
       }
     }
-    SetPosition(state, p0 + static_cast<int64_t>(T));
-    Apply(wo_, o, T, out, threads);
+    SetStatePosition(state, p0 + static_cast<int64_t>(T));
+    ProjectRows(wo_, o, T, nullptr, out, threads);
   }
 
  private:
-  void Apply(const ops::WeightView& w, const float* in, size_t T, float* o,
-             const Threads& threads) const {
-    threads.ParallelFor(w.rows, kRowGrain, [&](size_t begin, size_t end) {
-      if (T == 1) {
-        ops::MatVec(w, in, nullptr, o, begin, end);
-      } else {
-        ops::MatMul(w, in, T, nullptr, o, begin, end, nullptr);
-      }
-    });
-  }
-
   // RoPE on T rows of n_heads heads, row t at position p0 + t.
   void RopeRows(float* x, size_t T, size_t n_heads, int64_t p0, float* table) const {
     if (!d_.rope) return;
@@ -278,8 +257,8 @@ class SoftmaxAttentionBlock final : public Block {
     float* v = scratch + l.v;
     for (size_t j0 = 0; j0 < last; j0 += block) {
       const size_t n = std::min(block, last - j0);
-      Apply(wk_, inputs + j0 * d_.d_model, n, k, threads);
-      Apply(wv_, inputs + j0 * d_.d_model, n, v, threads);
+      ProjectRows(wk_, inputs + j0 * d_.d_model, n, nullptr, k, threads);
+      ProjectRows(wv_, inputs + j0 * d_.d_model, n, nullptr, v, threads);
       RopeRows(k, n, d_.kv_heads, static_cast<int64_t>(j0), scratch + l.rope);
       threads.ParallelFor(T * d_.heads, 1, [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) {
