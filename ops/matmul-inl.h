@@ -298,6 +298,24 @@ HWY_INLINE size_t PanelRows(DF df) {
   return rows != 0 ? rows : nr;
 }
 
+// For q8_0 weights the matvec takes x through int16 (QuantizeXToI16); the matmul rounds X the
+// same way, so that a chunk and the same tokens one at a time compute the same products (they
+// still differ where f32 summation order upstream moves an input across a rounding step). Writes x rounded: [tokens, kc] (kc % kQ8Block == 0) to
+// out and returns true, or false (out unspecified) if x holds an inf or NaN, to use x as it is.
+// x: [tokens, ldx].
+HWY_INLINE bool RoundXThroughI16(const float* HWY_RESTRICT x, size_t ldx, size_t tokens, size_t kc,
+                                 float* HWY_RESTRICT out) {
+  HWY_ALIGN int16_t xq[ops::matmul_detail::kSliceCols];
+  float xs[ops::matmul_detail::kSliceCols / ops::kQ8Block + kQ8ScaleChunk];
+  for (size_t t = 0; t < tokens; ++t) {
+    if (!QuantizeXToI16(x + t * ldx, kc, xq, xs)) return false;
+    for (size_t c = 0; c < kc; ++c) {
+      out[t * kc + c] = static_cast<float>(xq[c]) * xs[c / ops::kQ8Block];
+    }
+  }
+  return true;
+}
+
 // w: [rows, cols], X: [T, cols], bias: [rows] or null, Y: [T, rows],
 // scratch: [MatMulScratchFloats(cols)].
 HWY_NOINLINE inline void MatMulImpl(const ops::WeightView& w, const float* HWY_RESTRICT X, size_t T,
@@ -327,6 +345,8 @@ HWY_NOINLINE inline void MatMulImpl(const ops::WeightView& w, const float* HWY_R
   const uintptr_t address = reinterpret_cast<uintptr_t>(scratch);
   float* HWY_RESTRICT panel = reinterpret_cast<float*>((address + 63) & ~uintptr_t{63});
   const size_t panel_rows = PanelRows(df);
+  const bool round_x = w.type == ops::WeightType::kQ8_0;
+  HWY_ALIGN float x_rounded[kMatMulMr * ops::matmul_detail::kSliceCols];
   for (size_t n0 = row_begin; n0 < row_end; n0 += panel_rows) {
     const size_t nc = row_end - n0 < panel_rows ? row_end - n0 : panel_rows;
     const size_t micro_panels = (nc + nr - 1) / nr;
@@ -338,6 +358,11 @@ HWY_NOINLINE inline void MatMulImpl(const ops::WeightView& w, const float* HWY_R
       for (size_t t0 = 0; t0 < T; t0 += kMatMulMr) {
         const size_t tokens = T - t0 < kMatMulMr ? T - t0 : kMatMulMr;
         const float* x = X + t0 * cols + k0;
+        size_t ldx = cols;
+        if (round_x && RoundXThroughI16(x, cols, tokens, kc, x_rounded)) {
+          x = x_rounded;
+          ldx = kc;
+        }
         for (size_t j = 0; j < micro_panels; ++j) {
           const size_t n = n0 + j * nr;
           const size_t nr_valid = nc - j * nr < nr ? nc - j * nr : nr;
@@ -345,10 +370,10 @@ HWY_NOINLINE inline void MatMulImpl(const ops::WeightView& w, const float* HWY_R
           float* y = Y + t0 * rows + n;
           const float* b = bias != nullptr ? bias + n : nullptr;
           if (tokens == kMatMulMr) {
-            MicroKernel<kMatMulMr, kMatMulVecs>(df, x, cols, micro_panel, kc, y, rows, b, first,
+            MicroKernel<kMatMulMr, kMatMulVecs>(df, x, ldx, micro_panel, kc, y, rows, b, first,
                                                 nr_valid);
           } else {
-            MicroKernelTail<kMatMulMr - 1>(df, tokens, x, cols, micro_panel, kc, y, rows, b, first,
+            MicroKernelTail<kMatMulMr - 1>(df, tokens, x, ldx, micro_panel, kc, y, rows, b, first,
                                            nr_valid);
           }
         }

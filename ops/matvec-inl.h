@@ -231,10 +231,11 @@ HWY_INLINE hn::Vec<DF> Q8BlockDot(DF df, const int8_t* HWY_RESTRICT q,
   return sum;
 }
 
-// out[r] = W[r, :] . x for kRows consecutive q8_0 rows starting at `row`. Within a block the
-// int8 quants are widened to f32 and multiplied by x; the block sum is then scaled once, which
-// costs one FMA per block and row instead of one multiply per weight. Two blocks (one cache
-// line of quants per row) are done per step, each into its own accumulator.
+// out[r] = W[r, :] . x for kRows consecutive q8_0 rows starting at `row`, with x in f32. Within a
+// block the int8 quants are widened to f32 and multiplied by x; the block sum is then scaled
+// once, which costs one FMA per block and row instead of one multiply per weight. Two blocks (one
+// cache line of quants per row) are done per step, each into its own accumulator. This is the
+// path for an x holding inf or NaN, which the int16 path below cannot represent.
 // x: [cols], out: [kRows]; the CappedTag keeps Lanes(df) a divisor of kQ8Block.
 template <size_t kRows, class DF>
 HWY_INLINE void DotRowsQ8(DF df, const ops::WeightView& w, size_t row, const float* HWY_RESTRICT x,
@@ -296,6 +297,165 @@ HWY_INLINE void DotRowsQ8(DF df, const ops::WeightView& w, size_t row, const flo
   }
 }
 
+// ------------------------------------------------------------------ q8_0 x int16
+
+// The f32 path above spends three instructions (widen, convert, FMA) per lane of weights, and
+// on Zen 4 that work no longer hides behind the DRAM stream. Quantizing x as well lets the
+// products stay integer: each 32-column block of x becomes int16 with its own
+// scale (max |x| / 32767), a block of quants is widened to int16 in one instruction, and one
+// multiply-add of int16 pairs (pmaddwd) yields the block's exact int32 partial sums, which are
+// converted and scaled once per block. x's rounding error, <= 2^-16 of the block's largest |x|,
+// is 1/256 of the int8 weights' own, so the result is as accurate as the f32 path for any use.
+// ops/reference/matvec_ref.cc defines the same quantization. Half the instructions per byte:
+// rwkv7-0.1b q8_0 decode went from 0.57-0.60 to 0.62-0.65 of the read bandwidth (interleaved
+// A/B runs, Zen 4); what is left is memory access, not arithmetic (docs/kernels.md).
+
+// Columns of x quantized at a time, on the stack: 16 KiB of int16 and 1 KiB of scales keep the
+// kernel within small thread stacks; longer rows are done in column chunks.
+inline constexpr size_t kQ8XChunkCols = 8192;
+static_assert(kQ8XChunkCols / ops::kQ8Block % kQ8ScaleChunk == 0, "xs must hold whole chunks");
+
+// Quantizes x: [n] (n % kQ8Block == 0) into xq: [n] int16 and xs: [n / kQ8Block] scales, with
+// x[c] ~= xq[c] * xs[c / kQ8Block], and zeroes xs up to the next multiple of kQ8ScaleChunk (xs has
+// room for that: [RoundUp(n / kQ8Block, kQ8ScaleChunk)]). Returns false, leaving xq and xs
+// unspecified, when x holds an inf or NaN.
+HWY_INLINE bool QuantizeXToI16(const float* HWY_RESTRICT x, size_t n, int16_t* HWY_RESTRICT xq,
+                               float* HWY_RESTRICT xs) {
+  const hn::CappedTag<float, ops::kQ8Block> df;
+  const hn::RebindToSigned<decltype(df)> di32;
+  const hn::Rebind<int16_t, decltype(df)> di16;
+  using V = hn::Vec<decltype(df)>;
+  const size_t N = hn::Lanes(df);
+  // x * 0 is 0 for finite x and NaN otherwise; the sum says whether any element was not finite.
+  V finite_probe = hn::Zero(df);
+  for (size_t b = 0; b < n / ops::kQ8Block; ++b) {
+    const float* xb = x + b * ops::kQ8Block;
+    V max_abs = hn::Zero(df);
+    for (size_t j = 0; j < ops::kQ8Block; j += N) {
+      const V v = hn::LoadU(df, xb + j);
+      finite_probe = hn::Add(finite_probe, hn::Mul(v, hn::Zero(df)));
+      max_abs = hn::Max(max_abs, hn::Abs(v));
+    }
+    const float m = hn::GetLane(hn::MaxOfLanes(df, max_abs));
+    const float inv = m > 0.0f ? 32767.0f / m : 0.0f;
+    xs[b] = m / 32767.0f;
+    const V vinv = hn::Set(df, inv);
+    for (size_t j = 0; j < ops::kQ8Block; j += N) {
+      const auto qi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), vinv));
+      hn::StoreU(hn::DemoteTo(di16, qi), di16, xq + b * ops::kQ8Block + j);
+    }
+  }
+  for (size_t b = n / ops::kQ8Block; b % kQ8ScaleChunk != 0; ++b) xs[b] = 0.0f;
+  (void)di32;
+  return hn::GetLane(hn::SumOfLanes(df, finite_probe)) == 0.0f;
+}
+
+// The exact int32 dot product of one block of quants q: [kQ8Block] with int16 x (as vectors xv),
+// converted to f32 lanes whose sum is the block's.
+template <class D16>
+HWY_INLINE hn::Vec<hn::Rebind<float, hn::RepartitionToWide<D16>>> Q8BlockDotI16(
+    D16 d16, const int8_t* HWY_RESTRICT q, const hn::Vec<D16>* HWY_RESTRICT xv) {
+  const hn::RepartitionToWide<D16> di32;
+  const hn::Rebind<float, decltype(di32)> df;
+  const hn::Rebind<int8_t, D16> di8;
+  const size_t N16 = hn::Lanes(d16);
+  auto sum0 = hn::Zero(di32);
+  auto sum1 = hn::Zero(di32);
+  for (size_t j = 0; j < ops::kQ8Block / N16; ++j) {
+    const auto w16 = hn::PromoteTo(d16, hn::LoadU(di8, q + j * N16));
+    sum0 = hn::ReorderWidenMulAccumulate(di32, w16, xv[j], sum0, sum1);
+  }
+  return hn::ConvertTo(df, hn::RearrangeToOddPlusEven(sum0, sum1));
+}
+
+// out[r] = W[r, cols c_begin + (0..n)] . x for kRows consecutive q8_0 rows starting at `row`, from
+// x quantized by QuantizeXToI16: xq: [n] int16, xs: [n / kQ8Block]; c_begin and n are multiples
+// of kQ8Block. Same loop shape and prefetching as DotRowsQ8.
+template <size_t kRows, class D16>
+HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size_t c_begin,
+                             size_t n, const int16_t* HWY_RESTRICT xq,
+                             const float* HWY_RESTRICT xs, float* HWY_RESTRICT out) {
+  const hn::RepartitionToWide<D16> di32;
+  const hn::Rebind<float, decltype(di32)> df;
+  const hn::CappedTag<float, kQ8ScaleChunk> dfs;
+  using V = hn::Vec<decltype(df)>;
+  using V16 = hn::Vec<D16>;
+  const size_t N16 = hn::Lanes(d16);
+  const size_t NS = hn::Lanes(dfs);
+  constexpr size_t kMaxVecs = ops::kQ8Block;  // Vectors per block, at most (1 lane each).
+  const size_t vecs = ops::kQ8Block / N16;
+  const size_t cols = w.cols;
+  const size_t blocks = n / ops::kQ8Block;
+  const size_t group_bytes = kRows * cols;  // Quants only; scales are prefetched separately.
+  const bool prefetch_next_group = group_bytes <= kGroupPrefetchMaxBytes;
+  const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + row * cols + c_begin;
+  const size_t block_begin = c_begin / ops::kQ8Block;
+  const size_t scale_count = w.rows * (cols / ops::kQ8Block);
+  HWY_ALIGN float scales[kRows][kQ8ScaleChunk];
+  V acc0[kRows];
+  V acc1[kRows];
+  for (size_t r = 0; r < kRows; ++r) {
+    acc0[r] = hn::Zero(df);
+    acc1[r] = hn::Zero(df);
+  }
+  for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
+    const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
+    for (size_t r = 0; r < kRows; ++r) {
+      // The weight scale times x's block scale: one multiplier per block and row.
+      const size_t index = (row + r) * (cols / ops::kQ8Block) + block_begin + b0;
+      const float* f32_scales = static_cast<const float*>(w.scales) + index;
+      const uint16_t* f16_scales = static_cast<const uint16_t*>(w.scales) + index;
+      const bool f32 = w.scale_type == ops::ScaleType::kF32;
+      for (size_t i = 0; i < nb; i += NS) {
+        // A whole vector of scales wherever W's scales go on that far (lanes past the row's
+        // blocks are never used): a partial load goes through the stack, and in a profile of
+        // 768-column matvecs a tenth of the time waited on that store. xs is padded likewise.
+        const size_t m = index + i + NS <= scale_count ? NS : nb - i;
+        const auto ws = m == NS ? (f32 ? hn::LoadU(dfs, f32_scales + i)
+                                       : LoadF16AsF32(dfs, f16_scales + i))
+                                : (f32 ? LoadTail(dfs, f32_scales + i, m)
+                                       : LoadTailF16AsF32(dfs, f16_scales + i, m));
+        hn::Store(hn::Mul(ws, hn::LoadU(dfs, xs + b0 + i)), dfs, scales[r] + i);
+      }
+      // Two groups ahead: the scales live apart from the quants, and a miss on them stalls the
+      // start of every group.
+      PrefetchScales(w, row + r, block_begin + b0, 2 * kRows);
+    }
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      const size_t c0 = (b0 + b) * ops::kQ8Block;
+      V16 xv0[kMaxVecs];
+      V16 xv1[kMaxVecs];
+      for (size_t j = 0; j < vecs; ++j) {
+        xv0[j] = hn::LoadU(d16, xq + c0 + j * N16);
+        xv1[j] = hn::LoadU(d16, xq + c0 + ops::kQ8Block + j * N16);
+      }
+      if (prefetch_next_group) {
+        PrefetchAhead(q, kRows * 2 * ops::kQ8Block, group_bytes + c0 * kRows);
+      }
+      for (size_t r = 0; r < kRows; ++r) {
+        const int8_t* row_q = q + r * cols + c0;
+        if (!prefetch_next_group) PrefetchAhead(row_q, 2 * ops::kQ8Block, kPrefetchBytes);
+        acc0[r] = hn::MulAdd(Q8BlockDotI16(d16, row_q, xv0), hn::Set(df, scales[r][b]), acc0[r]);
+        acc1[r] = hn::MulAdd(Q8BlockDotI16(d16, row_q + ops::kQ8Block, xv1),
+                             hn::Set(df, scales[r][b + 1]), acc1[r]);
+      }
+    }
+    if (b < nb) {
+      const size_t c0 = (b0 + b) * ops::kQ8Block;
+      V16 xv0[kMaxVecs];
+      for (size_t j = 0; j < vecs; ++j) xv0[j] = hn::LoadU(d16, xq + c0 + j * N16);
+      for (size_t r = 0; r < kRows; ++r) {
+        acc0[r] = hn::MulAdd(Q8BlockDotI16(d16, q + r * cols + c0, xv0),
+                             hn::Set(df, scales[r][b]), acc0[r]);
+      }
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) {
+    out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
+  }
+}
+
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
 // 16 vector registers: 4 rows x 2 accumulators + 4 x vectors + temporaries fill them.
 inline constexpr size_t kQ8Rows = 4;
@@ -306,10 +466,10 @@ inline constexpr size_t kQ8Rows = 4;
 inline constexpr size_t kQ8Rows = 8;
 #endif
 
-// w: [rows, cols] q8_0, x: [cols], bias: [rows] or null, y: [rows].
-HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RESTRICT x,
-                                  const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
-                                  size_t row_begin, size_t row_end) {
+// w: [rows, cols] q8_0, x: [cols] with an inf or NaN, bias: [rows] or null, y: [rows].
+HWY_NOINLINE inline void MatVecQ8F32(const ops::WeightView& w, const float* HWY_RESTRICT x,
+                                     const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
+                                     size_t row_begin, size_t row_end) {
   const hn::CappedTag<float, ops::kQ8Block> df;
   float sums[kQ8Rows];
   size_t r = row_begin;
@@ -325,6 +485,47 @@ HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RES
   for (; r < row_end; ++r) {
     DotRowsQ8<1>(df, w, r, x, sums);
     StoreRows<1>(sums, bias, r, y);
+  }
+}
+
+// Writes (first chunk) or adds (later chunks) kRows sums, plus the bias once.
+template <size_t kRows>
+HWY_INLINE void StoreOrAddRows(const float* HWY_RESTRICT sums, const float* HWY_RESTRICT bias,
+                               size_t r, bool first, float* HWY_RESTRICT y) {
+  if (first) return StoreRows<kRows>(sums, bias, r, y);
+  for (size_t i = 0; i < kRows; ++i) y[r + i] += sums[i];
+}
+
+// w: [rows, cols] q8_0, x: [cols], bias: [rows] or null, y: [rows].
+HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RESTRICT x,
+                                  const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
+                                  size_t row_begin, size_t row_end) {
+  const hn::CappedTag<int16_t, ops::kQ8Block> d16;
+  HWY_ALIGN int16_t xq[kQ8XChunkCols];
+  float xs[kQ8XChunkCols / ops::kQ8Block];
+  float sums[kQ8Rows];
+  const size_t cols = w.cols;
+  for (size_t c = 0; c < cols || c == 0; c += kQ8XChunkCols) {
+    const size_t n = cols - c < kQ8XChunkCols ? cols - c : kQ8XChunkCols;
+    if (!QuantizeXToI16(x + c, n, xq, xs)) {
+      return MatVecQ8F32(w, x, bias, y, row_begin, row_end);
+    }
+    const bool first = c == 0;
+    size_t r = row_begin;
+    for (; r + kQ8Rows <= row_end; r += kQ8Rows) {
+      DotRowsQ8I16<kQ8Rows>(d16, w, r, c, n, xq, xs, sums);
+      StoreOrAddRows<kQ8Rows>(sums, bias, r, first, y);
+    }
+    if (kQ8Rows > 4 && r + 4 <= row_end) {
+      DotRowsQ8I16<4>(d16, w, r, c, n, xq, xs, sums);
+      StoreOrAddRows<4>(sums, bias, r, first, y);
+      r += 4;
+    }
+    for (; r < row_end; ++r) {
+      DotRowsQ8I16<1>(d16, w, r, c, n, xq, xs, sums);
+      StoreOrAddRows<1>(sums, bias, r, first, y);
+    }
+    if (cols == 0) break;
   }
 }
 

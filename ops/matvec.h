@@ -12,6 +12,9 @@ namespace recur::ops {
 // so threads may each take a row range of the same y.
 // w: [rows, cols] of any WeightType, x: [cols], bias: [rows] or null, y: [rows].
 // Requires row_begin <= row_end <= w.rows; q8_0 requires cols % kQ8Block == 0.
+// q8_0: x is first rounded per block of kQ8Block to int16 at scale max|x_block| / 32767 (an error
+// of at most 2^-16 of the block's largest |x|, 1/256 of the weights' own), so the products are
+// exact in int32; ops::MatMul rounds X the same way. An x holding inf or NaN is used as it is.
 // Dispatches to the best Highway target once per call.
 void MatVec(const WeightView& w, const float* x, const float* bias, float* y, size_t row_begin,
             size_t row_end);

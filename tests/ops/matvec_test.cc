@@ -4,9 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -188,6 +190,74 @@ TEST_CASE("MatVec on rows longer than the group-prefetch limit matches the refer
       const std::vector<float> x = RandomVector(16416, 22);
       CheckMatVec(m, x.data(), nullptr, 0, 13);
     }
+  });
+}
+
+TEST_CASE("q8_0 MatVec through int16 x stays within x's rounding of the exact product") {
+  // The kernel rounds each 32-block of x to int16 at scale max|x_block| / 32767, so each product
+  // moves by at most |w| * max|x_block| / 65534; on top comes f32 summation (kRelTol). Blocks
+  // of very different magnitude (x spans 1e-3 to 1e3) make the per-block scales matter.
+  ForEachTarget([] {
+    for (ScaleType scale_type : {ScaleType::kF16, ScaleType::kF32}) {
+      const size_t rows = 37, cols = 8192 + 320;  // Two chunks of quantized x.
+      const TestMatrix m = MakeMatrix(WeightType::kQ8_0, scale_type, rows, cols, 0, 31);
+      std::vector<float> x = RandomVector(cols, 32);
+      for (size_t c = 0; c < cols; ++c) {
+        x[c] *= std::pow(10.0f, static_cast<float>(c / 32 % 7) - 3);
+      }
+      std::vector<float> y(rows), exact(rows);
+      MatVec(m.view, x.data(), nullptr, y.data(), 0, rows);
+      ref::MatVecF32X(m.view, x.data(), nullptr, exact.data(), 0, rows);
+      double worst = 0.0;
+      for (size_t r = 0; r < rows; ++r) {
+        double sum_abs = 0.0, rounding = 0.0;
+        for (size_t b = 0; b < cols / kQ8Block; ++b) {
+          double max_x = 0.0;
+          for (size_t j = 0; j < kQ8Block; ++j) {
+            max_x = std::max(max_x, std::fabs(double{x[b * 32 + j]}));
+          }
+          for (size_t j = 0; j < kQ8Block; ++j) {
+            const double wv = std::fabs(double{WeightAt(m.view, r, b * 32 + j)});
+            sum_abs += wv * std::fabs(double{x[b * 32 + j]});
+            rounding += wv * max_x / 65534.0;
+          }
+        }
+        const double tol = rounding + kRelTol * sum_abs;
+        worst = std::max(worst, std::fabs(double{y[r]} - exact[r]) / tol);
+      }
+      CHECK(worst <= 1.0);
+      // And the int16 step really runs: the result is not the f32-x product to f32 accuracy.
+      double max_diff = 0.0;
+      for (size_t r = 0; r < rows; ++r) {
+        max_diff = std::max(max_diff, std::fabs(double{y[r]} - exact[r]));
+      }
+      CHECK(max_diff > 0.0);
+    }
+  });
+}
+
+TEST_CASE("q8_0 MatVec with inf or NaN in x keeps them, and zero x gives the bias") {
+  ForEachTarget([] {
+    const size_t rows = 9, cols = 96;
+    const TestMatrix m = MakeMatrix(WeightType::kQ8_0, ScaleType::kF16, rows, cols, 0, 41);
+    const std::vector<float> bias = RandomVector(rows, 42);
+    for (float special : {std::numeric_limits<float>::infinity(), std::nanf("")}) {
+      std::vector<float> x = RandomVector(cols, 43);
+      x[70] = special;
+      std::vector<float> y(rows), expected(rows);
+      MatVec(m.view, x.data(), bias.data(), y.data(), 0, rows);
+      ref::MatVec(m.view, x.data(), bias.data(), expected.data(), 0, rows);
+      for (size_t r = 0; r < rows; ++r) {
+        CAPTURE(r);
+        CHECK(std::isnan(y[r]) == std::isnan(expected[r]));
+        CHECK(std::isinf(y[r]) == std::isinf(expected[r]));
+        CHECK(!std::isfinite(y[r]) == (WeightAt(m.view, r, 70) != 0.0f));
+      }
+    }
+    const std::vector<float> zeros(cols, 0.0f);
+    std::vector<float> y(rows);
+    MatVec(m.view, zeros.data(), bias.data(), y.data(), 0, rows);
+    for (size_t r = 0; r < rows; ++r) CHECK(y[r] == bias[r]);
   });
 }
 

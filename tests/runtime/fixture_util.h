@@ -162,7 +162,10 @@ struct DTypeBound {
 
 // Converts the fixture with each dtype and checks step and prefill logits against logits.f32
 // within the case's bound, and against each other within f32 rounding (they read the same
-// rounded weights).
+// rounded weights). q8_0 products round their input vector to int16 per 32-block (ops/matvec.h),
+// where an input that step and prefill compute one ulp apart can land on either side of a
+// rounding step: 2^-16 of the block's largest entry instead of 2^-24. Measured 2.8e-5 on these
+// fixtures; the bound for q8_0 is 1e-4, still 100x below its error against f32.
 inline void CheckDTypeBounds(const Fixture& f, const TempDir& dir, const std::string& architecture,
                              std::initializer_list<DTypeBound> cases) {
   for (const DTypeBound& c : cases) {
@@ -180,7 +183,8 @@ inline void CheckDTypeBounds(const Fixture& f, const TempDir& dir, const std::st
             prefill_diff, " (bound ", c.bound, ")");
     CHECK(step_diff <= c.bound);
     CHECK(prefill_diff <= c.bound);
-    CHECK(MaxAbsDiff(step.data(), prefill.data(), step.size()) <= 1e-5);
+    const double agreement = c.dtype == DType::kQ8_0 ? 1e-4 : 1e-5;
+    CHECK(MaxAbsDiff(step.data(), prefill.data(), step.size()) <= agreement);
   }
 }
 

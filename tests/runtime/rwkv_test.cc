@@ -240,7 +240,12 @@ TEST_CASE("rwkv: f16, bf16 and q8_0 weights stay within their measured bounds") 
       const double err = MaxAbsDiff(step.data(), expected.data(), 256);
       MESSAGE(name, " ", DTypeName(b.dtype), ": max |diff| ", err);
       CHECK(err <= b.bound);
-      CHECK(MaxAbsDiff(pre.data(), step.data(), 256) <= kLogitTolerance);
+      // q8_0 rounds each product's input to int16 per block (ops/matvec.h), so an ulp of
+      // difference between the step and chunk paths can become one int16 step (2^-16 of the
+      // block's largest entry): measured up to 2.9e-4 here, bound 1e-3 (the q8_0 error
+      // against the official logits is 100x that).
+      const double agreement = b.dtype == DType::kQ8_0 ? 1e-3 : kLogitTolerance;
+      CHECK(MaxAbsDiff(pre.data(), step.data(), 256) <= agreement);
     }
   }
 }
