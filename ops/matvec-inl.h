@@ -322,7 +322,6 @@ static_assert(kQ8XChunkCols / ops::kQ8Block % kQ8ScaleChunk == 0, "xs must hold 
 HWY_INLINE bool QuantizeXToI16(const float* HWY_RESTRICT x, size_t n, int16_t* HWY_RESTRICT xq,
                                float* HWY_RESTRICT xs) {
   const hn::CappedTag<float, ops::kQ8Block> df;
-  const hn::RebindToSigned<decltype(df)> di32;
   const hn::Rebind<int16_t, decltype(df)> di16;
   using V = hn::Vec<decltype(df)>;
   const size_t N = hn::Lanes(df);
@@ -346,7 +345,6 @@ HWY_INLINE bool QuantizeXToI16(const float* HWY_RESTRICT x, size_t n, int16_t* H
     }
   }
   for (size_t b = n / ops::kQ8Block; b % kQ8ScaleChunk != 0; ++b) xs[b] = 0.0f;
-  (void)di32;
   return hn::GetLane(hn::SumOfLanes(df, finite_probe)) == 0.0f;
 }
 
