@@ -14,6 +14,19 @@
 #include <cstddef>
 #include <utility>
 
+// ThreadSanitizer builds (RECUR_TSAN, .ci/tsan): see ParallelFor.
+#if defined(__SANITIZE_THREAD__)
+#define RECUR_THREADS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RECUR_THREADS_TSAN 1
+#endif
+#endif
+#ifdef RECUR_THREADS_TSAN
+#include <thread>
+#include <vector>
+#endif
+
 namespace recur {
 
 class Threads {
@@ -47,6 +60,22 @@ class Threads {
       const size_t end = std::min(n, (part + 1) * chunks / parts * grain);
       if (begin < end) fn(begin, end);
     };
+#ifdef RECUR_THREADS_TSAN
+    // Debian's libtbb is not built with ThreadSanitizer, so TSan cannot see the hand-offs inside
+    // it (a task published by one thread and run by another, finished parts seen by the waiting
+    // caller) and reports every access on either side of them, in recur's kernels as much as in
+    // TBB's headers. Suppressing those would hide real races in the kernels too, so instead a
+    // TSan build runs the same parts, split the same way, on threads it can see: part 0 on the
+    // caller, the others on std::threads joined before returning (pthread_create/join carry the
+    // happens-before edges that TBB's spawn and wait provide). Races between parts, between
+    // sessions on different threads, and against the caller are all still reported.
+    std::vector<std::thread> helpers;
+    helpers.reserve(parts - 1);
+    for (size_t part = 1; part < parts; ++part) helpers.emplace_back(run_part, part);
+    run_part(0);
+    for (std::thread& t : helpers) t.join();
+    return;
+#endif
     arena_.execute([&] {
       // One task per part; static_partitioner hands them to the arena's threads without
       // stealing, so each thread runs the same parts from one call to the next.
