@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/context_budget.h"
 #include "bench/limits.h"
 #include "formats/synth.h"
 #include "runtime/recur.hpp"
@@ -38,6 +39,9 @@ struct Family {
   int64_t max_tokens = 0;
   int64_t max_tokens_quick = 0;
   int64_t flat_from = 0;  // Constant-state families: memory is flat from this length on (window).
+  // Earlier tokens each token attends to, for the time prediction (bench/context_budget.h):
+  // 0 none (recurrent), -1 all (a cache; prefill O(T^2)), W a window.
+  int64_t attended = 0;
 };
 
 // The families compared, at the width of their ~130M-parameter published shapes.
@@ -51,11 +55,11 @@ std::vector<Family> AllFamilies() {
       {"rwkv7", "rwkv7-0.1b"},
       {"linear_attention", "linear-attention-130m"},
       {"retention", "retention-130m"},
-      {"mha_kv_cache", "attention-mha-130m", true, 65536, 8192},
-      {"gqa_kv_cache", "attention-gqa-130m", true, 65536, 8192},
-      {"mqa_kv_cache", "attention-mqa-130m", true, 65536, 8192},
-      {"mha_window", "attention-window-130m", false, 65536, 16384, 4096},
-      {"mha_recompute", "attention-recompute-130m", true, 16384, 4096},
+      {"mha_kv_cache", "attention-mha-130m", true, 65536, 8192, 0, -1},
+      {"gqa_kv_cache", "attention-gqa-130m", true, 65536, 8192, 0, -1},
+      {"mqa_kv_cache", "attention-mqa-130m", true, 65536, 8192, 0, -1},
+      {"mha_window", "attention-window-130m", false, 65536, 16384, 4096, 4096},
+      {"mha_recompute", "attention-recompute-130m", true, 16384, 4096, 0, -1},
   };
   for (const Family& o : optional) {
     if (FindSynthPreset(o.preset) != nullptr) f.push_back(o);
@@ -266,9 +270,28 @@ std::vector<Row> RunFamily(const Family& family, const Options& o, std::vector<i
     return static_cast<int32_t>(x % static_cast<uint64_t>(vocab));
   };
   std::vector<int32_t> chunk(4096);
+  // Per-token work that does not depend on the history, in attended keys (bench/context_budget.h):
+  // the q, k, v, o projections and a 4x MLP are ~12 d^2 multiply-adds a token, one key of all
+  // heads (score and value) ~2 d.
+  const double fixed = 6.0 * (*model)->info().d_model;
   const auto start = Clock::now();
   for (size_t li = 0; li < lengths.size(); ++li) {
     const int64_t target = lengths[li];
+    const double elapsed = Seconds(start, Clock::now());
+    const double predicted =
+        li == 0 ? 0.0
+                : PredictSeconds(elapsed, s.position(), target, family.attended, fixed);
+    // Stop before a length that would overrun the budget, not after it: for an O(T^2) prefill
+    // the next length (4x the tokens) costs ~16x the time so far.
+    if (li > 0 && elapsed + predicted > o.max_seconds) {
+      *note += (note->empty() ? "" : "; ") + std::string("stopped after ") +
+               std::to_string(lengths[li - 1]) + " tokens (" + std::to_string(target) +
+               " would take ~" + std::to_string(static_cast<int>(predicted)) +
+               " s more; time budget " + std::to_string(static_cast<int>(o.max_seconds)) + " s)";
+      break;
+    }
+    std::fprintf(stderr, "  %-18s -> %lld tokens (predicted %.0f s)\r", family.label.c_str(),
+                 static_cast<long long>(target), predicted);
     while (s.position() < target) {
       const size_t n = static_cast<size_t>(std::min<int64_t>(chunk.size(), target - s.position()));
       for (size_t i = 0; i < n; ++i) chunk[i] = next();
@@ -300,13 +323,6 @@ std::vector<Row> RunFamily(const Family& family, const Options& o, std::vector<i
     std::fprintf(stderr, "  %-18s %9lld tokens  state %12s  RSS %12s  step %8.3f ms\n",
                  family.label.c_str(), static_cast<long long>(target), Human(r.state_bytes).c_str(),
                  Human(r.rss_bytes).c_str(), r.step_ms);
-    const double elapsed = Seconds(start, Clock::now());
-    // The next length costs at least as much again (more for attention): stop in time.
-    if (elapsed > o.max_seconds / 4 && li + 1 < lengths.size()) {
-      *note += (note->empty() ? "" : "; ") + std::string("stopped after ") + std::to_string(target) + " tokens (time budget " +
-              std::to_string(static_cast<int>(o.max_seconds)) + " s)";
-      break;
-    }
   }
   fs::remove(synth.output);
   return rows;
