@@ -130,6 +130,33 @@ int32_t ArgMax(const float* logits, size_t n) {
   return best;
 }
 
+void ApplyRepetitionPenalty(float* logits, const float* counts, size_t n, float presence,
+                            float frequency) {
+  for (size_t i = 0; i < n; ++i) {
+    if (counts[i] > 0.0f) logits[i] -= presence + frequency * counts[i];
+  }
+}
+
+void RecordToken(float* counts, size_t n, int32_t token, float decay, float weight) {
+  if (decay != 1.0f) {
+    for (size_t i = 0; i < n; ++i) counts[i] *= decay;
+  }
+  if (token >= 0 && static_cast<size_t>(token) < n) counts[token] += weight;
+}
+
+int32_t Sample(const float* logits, size_t n, const SamplerParams& params, Rng& rng, float* scratch,
+               int32_t* idx_scratch, const float* counts) {
+  if (n == 0) return -1;
+  if (counts == nullptr || (params.presence_penalty == 0.0f && params.frequency_penalty == 0.0f)) {
+    return Sample(logits, n, params, rng, scratch, idx_scratch);
+  }
+  // The penalised copy goes into scratch and is sampled from there: Sample's only pass over its
+  // logits writes scratch[i] from logits[i] element by element, so the two may alias.
+  std::memcpy(scratch, logits, n * sizeof(float));
+  ApplyRepetitionPenalty(scratch, counts, n, params.presence_penalty, params.frequency_penalty);
+  return Sample(scratch, n, params, rng, scratch, idx_scratch);
+}
+
 int32_t Sample(const float* logits, size_t n, const SamplerParams& params, Rng& rng, float* scratch,
                int32_t* idx_scratch) {
   if (n == 0) return -1;

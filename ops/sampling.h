@@ -64,7 +64,26 @@ struct SamplerParams {
   // The seed the caller gives its Rng when a stream starts; Sample itself only draws from the Rng
   // it is handed, so a stream is reproducible from (seed, params, logits).
   uint64_t seed = 0;
+  // Repetition penalties, as RWKV's samplers use them (the rwkv pip package's PIPELINE_ARGS
+  // alpha_presence, alpha_frequency, alpha_decay; the presence and frequency penalties of the
+  // OpenAI API): before the draw, every token with a count c > 0 has its logit lowered by
+  // presence_penalty + frequency_penalty * c, where c counts the token's earlier draws, each draw
+  // decayed by penalty_decay per token drawn since (see RecordToken). All zero: no penalty.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  float penalty_decay = 1.0f;
 };
+
+// logits[i] -= presence + frequency * counts[i] for every i with counts[i] > 0 (in place).
+// logits, counts: [n]
+void ApplyRepetitionPenalty(float* logits, const float* counts, size_t n, float presence,
+                            float frequency);
+
+// Records a drawn token in the penalty counts: every count is multiplied by decay, then
+// counts[token] += weight. A weight of 0 leaves the token unpenalised (RWKV's chat gives
+// whitespace and digits weight 0, since text needs them over and over). A token outside [0, n)
+// only decays the counts.  counts: [n]
+void RecordToken(float* counts, size_t n, int32_t token, float decay, float weight = 1.0f);
 
 // Index of the largest logit; ties go to the lowest index and NaN is never chosen (unless every
 // logit is NaN: then 0). Returns -1 when n == 0.  logits: [n]
@@ -77,5 +96,11 @@ int32_t ArgMax(const float* logits, size_t n);
 // logits: [n]; scratch: [n] floats; idx_scratch: [n] (n <= INT32_MAX).
 int32_t Sample(const float* logits, size_t n, const SamplerParams& params, Rng& rng, float* scratch,
                int32_t* idx_scratch);
+
+// As above, with the repetition penalties of params applied first to a copy of the logits (in
+// scratch; greedy takes the argmax of the penalised logits). counts: [n] decayed counts kept by
+// the caller with RecordToken, or null for no penalty. The caller records the returned token.
+int32_t Sample(const float* logits, size_t n, const SamplerParams& params, Rng& rng, float* scratch,
+               int32_t* idx_scratch, const float* counts);
 
 }  // namespace recur::ops

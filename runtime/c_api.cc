@@ -7,6 +7,8 @@
 // recur_model* holds the shared_ptr that sessions share.
 #include "runtime/recur.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -325,6 +327,78 @@ recur_status recur_detokenize(const recur_model* model, const int32_t* ids, size
   }
   return RECUR_OK;
   RECUR_C_CATCH
+}
+
+recur_sampler_params recur_sampler_default_params(void) {
+  const recur::SamplerParams d;
+  recur_sampler_params p;
+  std::memset(&p, 0, sizeof(p));
+  p.struct_size = sizeof(p);
+  p.temperature = d.temperature;
+  p.top_k = d.top_k;
+  p.top_p = d.top_p;
+  p.seed = d.seed;
+  p.presence_penalty = d.presence_penalty;
+  p.frequency_penalty = d.frequency_penalty;
+  p.penalty_decay = d.penalty_decay;
+  return p;
+}
+
+recur_status recur_sampler_create(const recur_model* model, const recur_sampler_params* params,
+                                  recur_sampler** out) {
+  if (out == nullptr) return Null("recur_sampler_create", "out");
+  *out = nullptr;
+  if (model == nullptr) return Null("recur_sampler_create", "model");
+  RECUR_C_TRY
+  // Fields up to the caller's struct_size come from the caller, the rest keep the defaults, so
+  // a caller built against an older (shorter) struct keeps working.
+  recur_sampler_params p = recur_sampler_default_params();
+  if (params != nullptr) {
+    if (params->struct_size < offsetof(recur_sampler_params, temperature)) {
+      return Fail(RECUR_ERR_INVALID_ARGUMENT,
+                  "recur_sampler_create: params->struct_size is " +
+                      std::to_string(params->struct_size) +
+                      "; set it to sizeof(recur_sampler_params) (recur_sampler_default_params "
+                      "does)");
+    }
+    std::memcpy(&p, params, std::min(params->struct_size, sizeof(p)));
+    p.struct_size = sizeof(p);
+  }
+  const recur::ModelInfo& info = model->model->info();
+  if (!info.logits_output || info.vocab_size <= 0) {
+    return Fail(RECUR_ERR_INVALID_ARGUMENT,
+                "recur_sampler_create: " + info.path + " does not output logits");
+  }
+  recur::SamplerParams sp;
+  sp.temperature = p.temperature;
+  sp.top_k = p.top_k;
+  sp.top_p = p.top_p;
+  sp.seed = p.seed;
+  sp.presence_penalty = p.presence_penalty;
+  sp.frequency_penalty = p.frequency_penalty;
+  sp.penalty_decay = p.penalty_decay;
+  *out = reinterpret_cast<recur_sampler*>(new recur::Sampler(*model->model, sp));
+  return RECUR_OK;
+  RECUR_C_CATCH
+}
+
+void recur_sampler_free(recur_sampler* sampler) {
+  delete reinterpret_cast<recur::Sampler*>(sampler);
+}
+
+recur_status recur_sampler_sample(recur_sampler* sampler, const float* logits, int32_t* token) {
+  if (token == nullptr) return Null("recur_sampler_sample", "token");
+  *token = -1;
+  if (sampler == nullptr) return Null("recur_sampler_sample", "sampler");
+  if (logits == nullptr) return Null("recur_sampler_sample", "logits");
+  *token = reinterpret_cast<recur::Sampler*>(sampler)->Sample(logits);
+  return RECUR_OK;
+}
+
+recur_status recur_sampler_reset(recur_sampler* sampler) {
+  if (sampler == nullptr) return Null("recur_sampler_reset", "sampler");
+  reinterpret_cast<recur::Sampler*>(sampler)->ResetPenalties();
+  return RECUR_OK;
 }
 
 }  // extern "C"

@@ -134,6 +134,38 @@ RECUR_API recur_status recur_tokenize(const recur_model *model, const char *text
 RECUR_API recur_status recur_detokenize(const recur_model *model, const int32_t *ids, size_t n,
                                         char *out, size_t cap, size_t *n_out);
 
+/* ---- Sampling: the next token from a token model's logits, with temperature, top-k, top-p and
+ * the repetition penalties of RWKV's samplers (docs/rwkv.md "Generating text"): each token the
+ * sampler drew has its logit lowered by presence_penalty + frequency_penalty * count, the counts
+ * decaying by penalty_decay per draw. A sampler serves one stream, draws from its own seeded
+ * random numbers (same seed and logits: same tokens), and holds its scratch, so
+ * recur_sampler_sample never allocates. The params struct is versioned: struct_size is the
+ * sizeof the caller was compiled with (recur_sampler_default_params sets it); later versions
+ * append fields only, and fields past the caller's struct_size take their defaults. */
+typedef struct recur_sampler recur_sampler;
+typedef struct recur_sampler_params {
+  size_t struct_size;      /* sizeof(recur_sampler_params). */
+  float temperature;       /* <= 0: greedy (argmax). */
+  int32_t top_k;           /* 0: no limit. */
+  float top_p;             /* >= 1: no nucleus cut. */
+  uint64_t seed;
+  float presence_penalty;  /* 0 and 0: no penalty. */
+  float frequency_penalty;
+  float penalty_decay;     /* 1: counts never decay. */
+} recur_sampler_params;
+/* The C++ API's defaults (temperature 1, top-p 0.5, frequency penalty 0.7 decaying 0.9). */
+RECUR_API recur_sampler_params recur_sampler_default_params(void);
+/* params may be NULL (defaults). The model must have logits output; it must outlive the sampler. */
+RECUR_API recur_status recur_sampler_create(const recur_model *model,
+                                            const recur_sampler_params *params,
+                                            recur_sampler **out);
+RECUR_API void recur_sampler_free(recur_sampler *sampler); /* NULL is a no-op. */
+/* Draws from logits (recur_model_vocab_size floats) into *token and counts it for the penalties. */
+RECUR_API recur_status recur_sampler_sample(recur_sampler *sampler, const float *logits,
+                                            int32_t *token);
+/* Forgets the drawn tokens (a new text); the random sequence goes on. */
+RECUR_API recur_status recur_sampler_reset(recur_sampler *sampler);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

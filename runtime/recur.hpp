@@ -144,19 +144,35 @@ class RECUR_API TextStream {
   std::unique_ptr<Impl> impl_;
 };
 
+// Defaults: temperature 1 with a nucleus of 0.5 (the rwkv package's own example settings) and a
+// short-memory frequency penalty; measured on the tiny RWKV models in docs/rwkv.md.
 struct SamplerParams {
-  float temperature = 0.8f;  // 0: greedy (argmax).
+  float temperature = 1.0f;  // 0: greedy (argmax).
   int32_t top_k = 0;         // 0: no limit.
-  float top_p = 0.95f;       // 1: no nucleus cut.
+  float top_p = 0.5f;        // 1: no nucleus cut.
   uint64_t seed = 1;
+  // Repetition penalties (RWKV's alpha_presence, alpha_frequency, alpha_decay): each token the
+  // sampler has drawn has its logit lowered by presence_penalty + frequency_penalty * count,
+  // where count adds 1 per draw of it and every count decays by penalty_decay per drawn token
+  // (0.9: a draw weighs half after ~7 tokens). With the Model constructor, whitespace and digit
+  // tokens of a multi-byte vocabulary are not counted. 0, 0: no penalty.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.7f;
+  float penalty_decay = 0.9f;
 };
 
-// Picks the next token from logits. Holds its scratch, so sampling never allocates.
+// Picks the next token from logits. Holds its scratch and penalty counts, so sampling never
+// allocates.
 class RECUR_API Sampler {
  public:
   Sampler(size_t vocab_size, const SamplerParams& params);
+  // Also reads the vocabulary, so that whitespace and digit tokens are not penalised.
+  Sampler(const Model& model, const SamplerParams& params);
   ~Sampler();
+  // Draws a token and counts it for the repetition penalties.
   int32_t Sample(const float* logits);
+  // Forgets the drawn tokens (a new text); the random stream goes on.
+  void ResetPenalties();
 
  private:
   struct Impl;

@@ -273,5 +273,121 @@ TEST_CASE("A nucleus of thousands of tokens is exactly the top-p set, drawn in p
   }
 }
 
+// ---------------------------------------------------------------------- repetition penalties
+
+TEST_CASE("Repetition penalty: logit - (presence + frequency * count) for counted tokens only") {
+  std::vector<float> logits = {1.0f, 2.0f, -3.0f, 0.5f, 4.0f};
+  const std::vector<float> counts = {0.0f, 1.0f, 2.5f, 0.0f, 0.25f};
+  ApplyRepetitionPenalty(logits.data(), counts.data(), logits.size(), 0.4f, 0.2f);
+  CHECK(logits[0] == 1.0f);  // Never drawn: untouched (no presence penalty either).
+  CHECK(logits[1] == doctest::Approx(2.0 - 0.4 - 0.2 * 1.0).epsilon(1e-7));
+  CHECK(logits[2] == doctest::Approx(-3.0 - 0.4 - 0.2 * 2.5).epsilon(1e-7));
+  CHECK(logits[3] == 0.5f);
+  CHECK(logits[4] == doctest::Approx(4.0 - 0.4 - 0.2 * 0.25).epsilon(1e-7));
+  // -inf (masked) stays masked.
+  std::vector<float> masked = {-std::numeric_limits<float>::infinity()};
+  const float one = 1.0f;
+  ApplyRepetitionPenalty(masked.data(), &one, 1, 0.4f, 0.2f);
+  CHECK(masked[0] == -std::numeric_limits<float>::infinity());
+}
+
+TEST_CASE("RecordToken: each draw decays by decay per later draw, weighted, out-of-range ignored") {
+  // counts[t] must equal sum over t's draws at step i of weight * decay^(draws after step i),
+  // computed here in double from the draw list.
+  const size_t n = 7;
+  const float decay = 0.9f;
+  const std::vector<int32_t> draws = {3, 1, 3, 3, 6, -1, 1, 0, 3, 99, 5, 3};
+  auto weight = [](int32_t t) { return t == 5 ? 0.0f : t == 6 ? 0.5f : 1.0f; };
+  std::vector<float> counts(n, 0.0f);
+  for (int32_t t : draws) RecordToken(counts.data(), n, t, decay, weight(t));
+  for (size_t t = 0; t < n; ++t) {
+    double want = 0.0;
+    for (size_t i = 0; i < draws.size(); ++i) {
+      if (draws[i] == static_cast<int32_t>(t)) {
+        want += weight(draws[i]) * std::pow(double{decay}, double(draws.size() - 1 - i));
+      }
+    }
+    CHECK(counts[t] == doctest::Approx(want).epsilon(1e-6));
+  }
+  CHECK(counts[2] == 0.0f);
+  CHECK(counts[5] == 0.0f);  // Weight 0: drawn but never penalised.
+  // decay 1: plain counts.
+  std::vector<float> plain(n, 0.0f);
+  for (int32_t t : draws) RecordToken(plain.data(), n, t, 1.0f);
+  CHECK(plain[3] == 5.0f);
+  CHECK(plain[1] == 2.0f);
+}
+
+TEST_CASE("Sample with counts draws exactly as Sample over the penalised logits") {
+  const size_t n = 500;
+  const std::vector<float> logits = RandomVector(n, -4.0f, 4.0f, 900);
+  std::vector<float> counts(n, 0.0f);
+  for (size_t i = 0; i < n; i += 7) counts[i] = 0.1f * static_cast<float>(i % 13);
+  for (const float temperature : {0.0f, 0.7f, 1.0f}) {
+    SamplerParams params;
+    params.temperature = temperature;
+    params.top_p = 0.85f;
+    params.presence_penalty = 0.5f;
+    params.frequency_penalty = 0.3f;
+    std::vector<float> penalised = logits;
+    ApplyRepetitionPenalty(penalised.data(), counts.data(), n, 0.5f, 0.3f);
+    std::vector<float> scratch(n);
+    std::vector<int32_t> idx(n);
+    Sampler plain(n);
+    Rng a(7), b(7);
+    for (int i = 0; i < 200; ++i) {
+      const int32_t with_counts =
+          Sample(logits.data(), n, params, a, scratch.data(), idx.data(), counts.data());
+      CHECK(with_counts == plain(penalised, params, b));
+    }
+  }
+  // No counts, or zero penalties: the plain sampler, same draws.
+  SamplerParams params;
+  params.top_p = 0.9f;
+  std::vector<float> scratch(n);
+  std::vector<int32_t> idx(n);
+  Sampler plain(n);
+  Rng a(8), b(8);
+  for (int i = 0; i < 100; ++i) {
+    CHECK(Sample(logits.data(), n, params, a, scratch.data(), idx.data(), counts.data()) ==
+          plain(logits, params, b));
+  }
+}
+
+TEST_CASE("Greedy with penalties stops repeating: a presence penalty walks down the ranking") {
+  // Logits 10, 9, 8, ... : greedy alone repeats token 0 for ever. With presence 3.5 (a flat
+  // penalty, however often drawn) each drawn token falls 3.5: 0, 1, 2, 3 in order, then token 0
+  // (6.5) beats token 4 (6).
+  const size_t n = 8;
+  std::vector<float> logits(n);
+  for (size_t i = 0; i < n; ++i) logits[i] = 10.0f - static_cast<float>(i);
+  SamplerParams params;
+  params.temperature = 0.0f;
+  params.presence_penalty = 3.5f;
+  std::vector<float> counts(n, 0.0f), scratch(n);
+  std::vector<int32_t> idx(n);
+  Rng rng(1);
+  for (int32_t want : {0, 1, 2, 3, 0}) {
+    const int32_t t = Sample(logits.data(), n, params, rng, scratch.data(), idx.data(), counts.data());
+    CHECK(t == want);
+    RecordToken(counts.data(), n, t, 1.0f);
+  }
+  // Frequency penalty: token 0 (10) against token 1 (9.5), frequency 0.3, decay 0.5. After k
+  // straight draws of token 0 its count is 1 + 0.5 + ... = 2 - 2^(1-k); the logit 10 - 0.3 c
+  // falls below 9.5 once c > 5/3, i.e. after 3 draws (c = 1.75): 0, 0, 0, then 1.
+  std::vector<float> two = {10.0f, 9.5f};
+  SamplerParams freq;
+  freq.temperature = 0.0f;
+  freq.frequency_penalty = 0.3f;
+  std::vector<float> c2(2, 0.0f);
+  std::vector<int32_t> got;
+  for (int i = 0; i < 4; ++i) {
+    const int32_t t = Sample(two.data(), 2, freq, rng, scratch.data(), idx.data(), c2.data());
+    got.push_back(t);
+    RecordToken(c2.data(), 2, t, 0.5f);
+  }
+  CHECK(got == std::vector<int32_t>{0, 0, 0, 1});
+}
+
 }  // namespace
 }  // namespace recur::ops
