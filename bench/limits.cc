@@ -85,13 +85,30 @@ float FmaChains(size_t iters, float seed) {
   const hn::ScalableTag<float> df;
   const auto mul = hn::Set(df, 0.999999f);
   const auto add = hn::Set(df, 1e-7f);
-  hn::Vec<decltype(df)> c[kFmaChains];
-  for (size_t k = 0; k < kFmaChains; ++k) c[k] = hn::Set(df, seed + static_cast<float>(k));
+  // Named chains, not an array: SVE vectors are sizeless types, which cannot be array elements.
+  static_assert(kFmaChains == 12, "one variable per chain below");
+  auto c0 = hn::Set(df, seed), c1 = hn::Set(df, seed + 1.0f), c2 = hn::Set(df, seed + 2.0f);
+  auto c3 = hn::Set(df, seed + 3.0f), c4 = hn::Set(df, seed + 4.0f), c5 = hn::Set(df, seed + 5.0f);
+  auto c6 = hn::Set(df, seed + 6.0f), c7 = hn::Set(df, seed + 7.0f), c8 = hn::Set(df, seed + 8.0f);
+  auto c9 = hn::Set(df, seed + 9.0f), c10 = hn::Set(df, seed + 10.0f);
+  auto c11 = hn::Set(df, seed + 11.0f);
   for (size_t i = 0; i < iters; ++i) {
-    for (size_t k = 0; k < kFmaChains; ++k) c[k] = hn::MulAdd(c[k], mul, add);
+    c0 = hn::MulAdd(c0, mul, add);
+    c1 = hn::MulAdd(c1, mul, add);
+    c2 = hn::MulAdd(c2, mul, add);
+    c3 = hn::MulAdd(c3, mul, add);
+    c4 = hn::MulAdd(c4, mul, add);
+    c5 = hn::MulAdd(c5, mul, add);
+    c6 = hn::MulAdd(c6, mul, add);
+    c7 = hn::MulAdd(c7, mul, add);
+    c8 = hn::MulAdd(c8, mul, add);
+    c9 = hn::MulAdd(c9, mul, add);
+    c10 = hn::MulAdd(c10, mul, add);
+    c11 = hn::MulAdd(c11, mul, add);
   }
-  auto sum = c[0];
-  for (size_t k = 1; k < kFmaChains; ++k) sum = hn::Add(sum, c[k]);
+  const auto sum = hn::Add(hn::Add(hn::Add(hn::Add(c0, c1), hn::Add(c2, c3)),
+                                   hn::Add(hn::Add(c4, c5), hn::Add(c6, c7))),
+                           hn::Add(hn::Add(c8, c9), hn::Add(c10, c11)));
   return hn::GetLane(hn::SumOfLanes(df, sum));
 }
 

@@ -32,7 +32,7 @@ HWY_INLINE void StoreChannels(D d, hn::Vec<D> v, float* HWY_RESTRICT p, size_t c
   if (count == hn::Lanes(d)) {
     hn::StoreU(v, d, p);
   } else {
-    hn::BlendedStore(v, hn::FirstN(d, count), d, p);
+    SafeBlendedStore(v, hn::FirstN(d, count), d, p);
   }
 }
 

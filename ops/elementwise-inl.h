@@ -39,6 +39,27 @@ HWY_INLINE hn::Vec<D> LoadTail(D d, const float* HWY_RESTRICT p, size_t count) {
 #endif
 }
 
+// hn::BlendedStore that writes only the lanes whose mask is true and reads nothing. Highway
+// 1.0.3's NEON BlendedStore loads the whole vector, blends and stores it all back: it reads and
+// rewrites the elements past a row's end, which faults at the end of a page and can undo another
+// thread's writes to them. Elsewhere BlendedStore is already exact (masked stores on SVE, AVX2 and
+// AVX-512; lane by lane on SSE4, SSSE3, EMU128 and SCALAR). Tails only: once per row at most.
+template <class D>
+HWY_INLINE void SafeBlendedStore(hn::Vec<D> v, hn::Mask<D> m, D d, hn::TFromD<D>* HWY_RESTRICT p) {
+#if HWY_TARGET == HWY_NEON
+  const hn::RebindToSigned<D> di;
+  HWY_ALIGN hn::TFromD<D> lanes[hn::MaxLanes(d)];
+  HWY_ALIGN hn::TFromD<decltype(di)> active[hn::MaxLanes(d)];
+  hn::Store(v, d, lanes);
+  hn::Store(hn::BitCast(di, hn::VecFromMask(d, m)), di, active);
+  for (size_t i = 0; i < hn::Lanes(d); ++i) {
+    if (active[i] != 0) p[i] = lanes[i];
+  }
+#else
+  hn::BlendedStore(v, m, d, p);
+#endif
+}
+
 // out[i] = f(d, x[i]) for i < n. out may equal x. The tail goes through LoadTail (inactive lanes
 // read as zero; whatever f makes of them is never stored) and a blended store.
 template <class D, class F>
@@ -48,7 +69,7 @@ HWY_INLINE void Map1(D d, const float* x /*[n]*/, float* out /*[n]*/, size_t n, 
   for (; i + N <= n; i += N) hn::StoreU(f(d, hn::LoadU(d, x + i)), d, out + i);
   if (i < n) {
     const auto m = hn::FirstN(d, n - i);
-    hn::BlendedStore(f(d, LoadTail(d, x + i, n - i)), m, d, out + i);
+    SafeBlendedStore(f(d, LoadTail(d, x + i, n - i)), m, d, out + i);
   }
 }
 
@@ -63,7 +84,7 @@ HWY_INLINE void Map2(D d, const float* a /*[n]*/, const float* b /*[n]*/, float*
   }
   if (i < n) {
     const auto m = hn::FirstN(d, n - i);
-    hn::BlendedStore(f(d, LoadTail(d, a + i, n - i), LoadTail(d, b + i, n - i)), m, d, out + i);
+    SafeBlendedStore(f(d, LoadTail(d, a + i, n - i), LoadTail(d, b + i, n - i)), m, d, out + i);
   }
 }
 
@@ -78,7 +99,7 @@ HWY_INLINE void Map3(D d, const float* a /*[n]*/, const float* b /*[n]*/, const 
   }
   if (i < n) {
     const auto m = hn::FirstN(d, n - i);
-    hn::BlendedStore(
+    SafeBlendedStore(
         f(d, LoadTail(d, a + i, n - i), LoadTail(d, b + i, n - i), LoadTail(d, c + i, n - i)), m, d,
         out + i);
   }

@@ -71,7 +71,7 @@ HWY_INLINE void WidenRow(DF df, const uint16_t* HWY_RESTRICT in /*[n]*/,
   if (i < n) {
     HWY_ALIGN uint16_t buf[kMaxFloatLanes] = {};
     std::memcpy(buf, in + i, (n - i) * sizeof(uint16_t));
-    hn::BlendedStore(widen(df, buf), hn::FirstN(df, n - i), df, out + i);
+    SafeBlendedStore(widen(df, buf), hn::FirstN(df, n - i), df, out + i);
   }
 }
 

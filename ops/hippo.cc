@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 namespace recur::ops::hippo {
@@ -26,12 +27,18 @@ bool Lu(Matrix* A, std::vector<size_t>* perm) {
   const size_t n = A->n;
   perm->resize(n);
   for (size_t i = 0; i < n; ++i) (*perm)[i] = i;
+  // A pivot within rounding of zero means a singular matrix: elimination leaves a singular
+  // matrix's last pivot at exactly 0 or at a few ulps of its entries, depending on rounding (and
+  // on whether the compiler fuses the multiply-subtracts below, as GCC does on aarch64).
+  double max_abs = 0.0;
+  for (double v : A->a) max_abs = std::max(max_abs, std::abs(v));
+  const double tiny = static_cast<double>(n) * std::numeric_limits<double>::epsilon() * max_abs;
   for (size_t k = 0; k < n; ++k) {
     size_t p = k;
     for (size_t r = k + 1; r < n; ++r) {
       if (std::abs((*A)(r, k)) > std::abs((*A)(p, k))) p = r;
     }
-    if ((*A)(p, k) == 0.0 || !std::isfinite((*A)(p, k))) return false;
+    if (!(std::abs((*A)(p, k)) > tiny) || !std::isfinite((*A)(p, k))) return false;
     if (p != k) {
       for (size_t c = 0; c < n; ++c) std::swap((*A)(p, c), (*A)(k, c));
       std::swap((*perm)[p], (*perm)[k]);

@@ -45,14 +45,14 @@ HWY_NOINLINE void LinearAttentionStep(float* HWY_RESTRICT S, const float* HWY_RE
       if (full) {
         hn::StoreU(s2, d, row);
       } else {
-        hn::BlendedStore(s2, hn::FirstN(d, n), d, row);
+        SafeBlendedStore(s2, hn::FirstN(d, n), d, row);
       }
       acc = hn::MulAdd(hn::Set(d, q[j]), s2, acc);
     }
     if (full) {
       hn::StoreU(acc, d, out + c);
     } else {
-      hn::BlendedStore(acc, hn::FirstN(d, n), d, out + c);
+      SafeBlendedStore(acc, hn::FirstN(d, n), d, out + c);
     }
   }
 }
@@ -72,7 +72,7 @@ HWY_NOINLINE void MatMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
       if (full) {
         hn::StoreU(x, d, p);
       } else {
-        hn::BlendedStore(x, hn::FirstN(d, n), d, p);
+        SafeBlendedStore(x, hn::FirstN(d, n), d, p);
       }
     };
     size_t i = 0;
@@ -119,7 +119,7 @@ HWY_NOINLINE void MatTMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
       if (full) {
         hn::StoreU(x, d, p);
       } else {
-        hn::BlendedStore(x, hn::FirstN(d, n), d, p);
+        SafeBlendedStore(x, hn::FirstN(d, n), d, p);
       }
     };
     size_t m = 0;

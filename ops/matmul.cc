@@ -1,4 +1,11 @@
 // Dispatch wrapper for ops/matmul.h; the per-target kernels are in ops/matmul-inl.h.
+// Highway's SVE targets are not compiled in this file: matmul-inl.h and matvec-inl.h keep their
+// accumulators in arrays of vectors (register blocking), and SVE vectors are sizeless types,
+// which cannot be array elements. On SVE CPUs this kernel runs its NEON code: dispatch picks
+// among the targets compiled in the calling file (hwy/targets.h, ChosenTarget::GetIndex).
+// docs/arm.md
+#define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+
 #include "ops/matmul.h"
 
 #include <algorithm>
@@ -20,6 +27,11 @@ void MatMulTarget(const ops::WeightView& w, const float* X, size_t T, const floa
 }
 
 }  // namespace recur::HWY_NAMESPACE
+// With one target compiled (NEON alone on aarch64, above), HWY_DYNAMIC_DISPATCH is a static call
+// to HWY_NAMESPACE::MatMulTarget looked up from recur::ops.
+namespace recur::ops::HWY_NAMESPACE {
+using recur::HWY_NAMESPACE::MatMulTarget;
+}  // namespace recur::ops::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE

@@ -1,4 +1,10 @@
 // Dispatch wrapper for ops/matvec.h; the per-target kernels are in ops/matvec-inl.h.
+// Highway's SVE targets are not compiled in this file: matvec-inl.h keeps its accumulators in
+// arrays of vectors (register blocking), and SVE vectors are sizeless types, which cannot be array
+// elements. On SVE CPUs this kernel runs its NEON code: dispatch picks among the targets compiled
+// in the calling file (hwy/targets.h, ChosenTarget::GetIndex). docs/arm.md
+#define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+
 #include "ops/matvec.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -17,6 +23,11 @@ void MatVecTarget(const ops::WeightView& w, const float* x, const float* bias, f
 }
 
 }  // namespace recur::HWY_NAMESPACE
+// With one target compiled (NEON alone on aarch64, above), HWY_DYNAMIC_DISPATCH is a static call
+// to HWY_NAMESPACE::MatVecTarget looked up from recur::ops.
+namespace recur::ops::HWY_NAMESPACE {
+using recur::HWY_NAMESPACE::MatVecTarget;
+}  // namespace recur::ops::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE

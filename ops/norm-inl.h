@@ -96,7 +96,7 @@ HWY_INLINE double GateAndSumSquares(D d, const float* y /*[n]*/, const float* z 
     const auto m = hn::FirstN(d, n - i);
     // Masked-off lanes load 0, so g is 0 there and adds nothing.
     const V g = hn::Mul(LoadTail(d, y + i, n - i), SiLUV(d, LoadTail(d, z + i, n - i)));
-    hn::BlendedStore(g, m, d, out + i);
+    SafeBlendedStore(g, m, d, out + i);
     KahanAdd(hn::Mul(g, g), s, c);
   }
   return LanesSumCompensated(d, s, c);

@@ -58,8 +58,8 @@ HWY_NOINLINE void ApplyRope(float* HWY_RESTRICT x, size_t n_heads, size_t head_d
         hn::StoreU(ra, d, xa + i);
         hn::StoreU(rb, d, xb + i);
       } else {
-        hn::BlendedStore(ra, hn::FirstN(d, n), d, xa + i);
-        hn::BlendedStore(rb, hn::FirstN(d, n), d, xb + i);
+        SafeBlendedStore(ra, hn::FirstN(d, n), d, xa + i);
+        SafeBlendedStore(rb, hn::FirstN(d, n), d, xb + i);
       }
     }
   }

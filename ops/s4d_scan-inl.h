@@ -48,12 +48,12 @@ inline HWY_NOINLINE void S4dScanChunk(const S4dParams& p, float* HWY_RESTRICT x_
             hn::MulAdd(S4dLoad(d, p.b_re + i, cnt), x, hn::NegMulAdd(ai, xi, hn::Mul(ar, xr)));
         const V ni =
             hn::MulAdd(S4dLoad(d, p.b_im + i, cnt), x, hn::MulAdd(ai, xr, hn::Mul(ar, xi)));
-        hn::BlendedStore(nr, mask, d, x_re + i);
-        hn::BlendedStore(ni, mask, d, x_im + i);
+        SafeBlendedStore(nr, mask, d, x_re + i);
+        SafeBlendedStore(ni, mask, d, x_im + i);
         acc = hn::NegMulAdd(S4dLoad(d, p.c_im + i, cnt), ni,
                             hn::MulAdd(S4dLoad(d, p.c_re + i, cnt), nr, acc));
       }
-      if (y != nullptr) hn::BlendedStore(acc, mask, d, y + t * y_stride + c);
+      if (y != nullptr) SafeBlendedStore(acc, mask, d, y + t * y_stride + c);
     }
   }
 }

@@ -62,7 +62,7 @@ HWY_INLINE hn::Vec<D> ScanChannel(D d, float* HWY_RESTRICT h, const float* HWY_R
     const size_t n = n_state - i;
     const V decay = Decay(d, hn::Mul(vdt, LoadTail(d, a + i, n)));
     const V hv = hn::MulAdd(decay, LoadTail(d, h + i, n), hn::Mul(vdtx, LoadTail(d, b + i, n)));
-    hn::BlendedStore(hv, hn::FirstN(d, n), d, h + i);
+    SafeBlendedStore(hv, hn::FirstN(d, n), d, h + i);
     acc = hn::MulAdd(hv, LoadTail(d, c + i, n), acc);
   }
   return acc;

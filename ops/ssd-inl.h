@@ -44,7 +44,7 @@ HWY_INLINE void SsdStore(D d, hn::Vec<D> v, float* HWY_RESTRICT p, size_t count)
   if (count == hn::Lanes(d)) {
     hn::StoreU(v, d, p);
   } else {
-    hn::BlendedStore(v, hn::FirstN(d, count), d, p);
+    SafeBlendedStore(v, hn::FirstN(d, count), d, p);
   }
 }
 
@@ -219,7 +219,7 @@ inline HWY_NOINLINE void SsdStep(const SsdDims& dims, const SsdInputs& in,
         const size_t count = NS - n;
         const auto s = hn::MulAdd(coef, LoadTail(d, Bg + n, count),
                                   hn::Mul(decay, LoadTail(d, row + n, count)));
-        hn::BlendedStore(s, hn::FirstN(d, count), d, row + n);
+        SafeBlendedStore(s, hn::FirstN(d, count), d, row + n);
         acc = hn::MulAdd(s, LoadTail(d, Cg + n, count), acc);
       }
       y[h * P + p] = SsdReduceSum(d, acc) + skip * xh[p];

@@ -45,13 +45,13 @@ HWY_INLINE void Wkv5Columns(D d, float* HWY_RESTRICT s, const float* HWY_RESTRIC
     if (full) {
       hn::StoreU(snew, d, row);
     } else {
-      hn::BlendedStore(snew, hn::FirstN(d, count), d, row);
+      SafeBlendedStore(snew, hn::FirstN(d, count), d, row);
     }
   }
   if (full) {
     hn::StoreU(acc, d, y + j);
   } else {
-    hn::BlendedStore(acc, hn::FirstN(d, count), d, y + j);
+    SafeBlendedStore(acc, hn::FirstN(d, count), d, y + j);
   }
 }
 
@@ -106,7 +106,7 @@ void Wkv7Step(float* state, const float* r, const float* w, const float* k, cons
         V sv = hn::Mul(LoadTail(d, row + j, m), LoadTail(d, w + c + j, m));
         sv = hn::MulAdd(sa, LoadTail(d, b + c + j, m), sv);
         sv = hn::MulAdd(vi, LoadTail(d, k + c + j, m), sv);
-        hn::BlendedStore(sv, hn::FirstN(d, m), d, row + j);
+        SafeBlendedStore(sv, hn::FirstN(d, m), d, row + j);
         y_acc = hn::MulAdd(sv, LoadTail(d, r + c + j, m), y_acc);
       }
       y[c + i] = hn::GetLane(hn::SumOfLanes(d, y_acc));

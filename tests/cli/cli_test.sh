@@ -6,6 +6,15 @@ build=$1
 recur=$build/recur
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A cross build (docs/arm.md) runs the programs under the emulator CMake names (qemu-aarch64 ...).
+if [ -n "${RECUR_EMULATOR:-}" ]; then
+  mkdir "$work/bin"
+  for prog in recur make_demo_model; do
+    printf '#!/bin/sh\nexec %s %q "$@"\n' "$RECUR_EMULATOR" "$build/$prog" >"$work/bin/$prog"
+    chmod +x "$work/bin/$prog"
+  done
+  build=$work/bin recur=$work/bin/recur
+fi
 passed=0 failed=0
 check() {  # check NAME COMMAND...: the command must succeed.
   local name=$1; shift
