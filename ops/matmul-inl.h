@@ -300,8 +300,9 @@ HWY_INLINE size_t PanelRows(DF df) {
 
 // For q8_0 weights the matvec takes x through int16 (QuantizeXToI16); the matmul rounds X the
 // same way, so that a chunk and the same tokens one at a time compute the same products (they
-// still differ where f32 summation order upstream moves an input across a rounding step). Writes x rounded: [tokens, kc] (kc % kQ8Block == 0) to
-// out and returns true, or false (out unspecified) if x holds an inf or NaN, to use x as it is.
+// still differ where f32 summation order upstream moves an input across a rounding step). Writes
+// x rounded: [tokens, kc] (kc % kQ8Block == 0) to out and returns true, or false (out
+// unspecified) if x holds an inf or NaN, to use x as it is.
 // x: [tokens, ldx].
 HWY_INLINE bool RoundXThroughI16(const float* HWY_RESTRICT x, size_t ldx, size_t tokens, size_t kc,
                                  float* HWY_RESTRICT out) {

@@ -219,88 +219,11 @@ HWY_INLINE void PrefetchScales(const ops::WeightView& w, size_t row, size_t b0,
   hwy::Prefetch(p + 64);
 }
 
-// Sum over one q8_0 block of quants q: [kQ8Block] times x: [kQ8Block], unscaled.
-template <class DF>
-HWY_INLINE hn::Vec<DF> Q8BlockDot(DF df, const int8_t* HWY_RESTRICT q,
-                                  const hn::Vec<DF>* HWY_RESTRICT xs) {
-  const size_t N = hn::Lanes(df);
-  auto sum = hn::Mul(LoadI8AsF32(df, q), xs[0]);
-  for (size_t j = 1; j < ops::kQ8Block / N; ++j) {
-    sum = hn::MulAdd(LoadI8AsF32(df, q + j * N), xs[j], sum);
-  }
-  return sum;
-}
-
-// out[r] = W[r, :] . x for kRows consecutive q8_0 rows starting at `row`, with x in f32. Within a
-// block the int8 quants are widened to f32 and multiplied by x; the block sum is then scaled
-// once, which costs one FMA per block and row instead of one multiply per weight. Two blocks (one
-// cache line of quants per row) are done per step, each into its own accumulator. This is the
-// path for an x holding inf or NaN, which the int16 path below cannot represent.
-// x: [cols], out: [kRows]; the CappedTag keeps Lanes(df) a divisor of kQ8Block.
-template <size_t kRows, class DF>
-HWY_INLINE void DotRowsQ8(DF df, const ops::WeightView& w, size_t row, const float* HWY_RESTRICT x,
-                          float* HWY_RESTRICT out) {
-  using V = hn::Vec<DF>;
-  const size_t N = hn::Lanes(df);
-  constexpr size_t kMaxVecs = ops::kQ8Block;  // Vectors per block, at most (1 lane each).
-  const size_t vecs = ops::kQ8Block / N;
-  const size_t cols = w.cols;
-  const size_t blocks = cols / ops::kQ8Block;
-  const size_t group_bytes = kRows * cols;  // Quants only; scales are prefetched separately.
-  const bool prefetch_next_group = group_bytes <= kGroupPrefetchMaxBytes;
-  const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + row * cols;
-  HWY_ALIGN float scales[kRows][kQ8ScaleChunk];
-  V acc0[kRows];
-  V acc1[kRows];
-  for (size_t r = 0; r < kRows; ++r) {
-    acc0[r] = hn::Zero(df);
-    acc1[r] = hn::Zero(df);
-  }
-  for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
-    const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
-    for (size_t r = 0; r < kRows; ++r) {
-      WidenQ8Scales(w, row + r, b0, nb, scales[r]);
-      PrefetchScales(w, row + r, b0, kRows);
-    }
-    size_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-      const size_t c0 = (b0 + b) * ops::kQ8Block;
-      V xs0[kMaxVecs];
-      V xs1[kMaxVecs];
-      for (size_t j = 0; j < vecs; ++j) {
-        xs0[j] = hn::LoadU(df, x + c0 + j * N);
-        xs1[j] = hn::LoadU(df, x + c0 + ops::kQ8Block + j * N);
-      }
-      if (prefetch_next_group) {
-        PrefetchAhead(q, kRows * 2 * ops::kQ8Block, group_bytes + c0 * kRows);
-      }
-      for (size_t r = 0; r < kRows; ++r) {
-        const int8_t* row_q = q + r * cols + c0;
-        if (!prefetch_next_group) PrefetchAhead(row_q, 2 * ops::kQ8Block, kPrefetchBytes);
-        acc0[r] = hn::MulAdd(Q8BlockDot(df, row_q, xs0), hn::Set(df, scales[r][b]), acc0[r]);
-        acc1[r] = hn::MulAdd(Q8BlockDot(df, row_q + ops::kQ8Block, xs1),
-                             hn::Set(df, scales[r][b + 1]), acc1[r]);
-      }
-    }
-    if (b < nb) {
-      const size_t c0 = (b0 + b) * ops::kQ8Block;
-      V xs0[kMaxVecs];
-      for (size_t j = 0; j < vecs; ++j) xs0[j] = hn::LoadU(df, x + c0 + j * N);
-      for (size_t r = 0; r < kRows; ++r) {
-        acc0[r] =
-            hn::MulAdd(Q8BlockDot(df, q + r * cols + c0, xs0), hn::Set(df, scales[r][b]), acc0[r]);
-      }
-    }
-  }
-  for (size_t r = 0; r < kRows; ++r) {
-    out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
-  }
-}
-
 // ------------------------------------------------------------------ q8_0 x int16
 
-// The f32 path above spends three instructions (widen, convert, FMA) per lane of weights, and
-// on Zen 4 that work no longer hides behind the DRAM stream. Quantizing x as well lets the
+// Widening int8 weights to f32 spends three instructions (widen, convert, FMA) per lane, and on
+// Zen 4 that work does not hide behind the DRAM stream (MatVecQ8F32 below still does it, for
+// inputs holding inf or NaN). Quantizing x as well lets the
 // products stay integer: each 32-column block of x becomes int16 with its own
 // scale (max |x| / 32767), a block of quants is widened to int16 in one instruction, and one
 // multiply-add of int16 pairs (pmaddwd) yields the block's exact int32 partial sums, which are
@@ -368,7 +291,8 @@ HWY_INLINE hn::Vec<hn::Rebind<float, hn::RepartitionToWide<D16>>> Q8BlockDotI16(
 
 // out[r] = W[r, cols c_begin + (0..n)] . x for kRows consecutive q8_0 rows starting at `row`, from
 // x quantized by QuantizeXToI16: xq: [n] int16, xs: [n / kQ8Block]; c_begin and n are multiples
-// of kQ8Block. Same loop shape and prefetching as DotRowsQ8.
+// of kQ8Block. Two blocks (one cache line of quants per row) are done per step, each into its
+// own accumulator, and the next group of rows is prefetched as the dense kernels do.
 template <size_t kRows, class D16>
 HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size_t c_begin,
                              size_t n, const int16_t* HWY_RESTRICT xq,
@@ -464,25 +388,29 @@ inline constexpr size_t kQ8Rows = 4;
 inline constexpr size_t kQ8Rows = 8;
 #endif
 
-// w: [rows, cols] q8_0, x: [cols] with an inf or NaN, bias: [rows] or null, y: [rows].
+// w: [rows, cols] q8_0, x: [cols] holding an inf or NaN, bias: [rows] or null, y: [rows].
+// The int16 path cannot carry non-finite inputs, so such an x takes int8 widened to f32 and
+// multiplied by x as it is, and the inf or NaN reaches y. Rare (the input is already broken),
+// so kept simple: one row at a time, no prefetching.
 HWY_NOINLINE inline void MatVecQ8F32(const ops::WeightView& w, const float* HWY_RESTRICT x,
                                      const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
                                      size_t row_begin, size_t row_end) {
   const hn::CappedTag<float, ops::kQ8Block> df;
-  float sums[kQ8Rows];
-  size_t r = row_begin;
-  for (; r + kQ8Rows <= row_end; r += kQ8Rows) {
-    DotRowsQ8<kQ8Rows>(df, w, r, x, sums);
-    StoreRows<kQ8Rows>(sums, bias, r, y);
-  }
-  if (kQ8Rows > 4 && r + 4 <= row_end) {
-    DotRowsQ8<4>(df, w, r, x, sums);
-    StoreRows<4>(sums, bias, r, y);
-    r += 4;
-  }
-  for (; r < row_end; ++r) {
-    DotRowsQ8<1>(df, w, r, x, sums);
-    StoreRows<1>(sums, bias, r, y);
+  const size_t N = hn::Lanes(df);
+  const size_t cols = w.cols;
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + r * cols;
+    auto acc = hn::Zero(df);
+    for (size_t c0 = 0; c0 < cols; c0 += ops::kQ8Block) {
+      float scale;
+      WidenQ8Scales(w, r, c0 / ops::kQ8Block, 1, &scale);
+      auto sum = hn::Zero(df);
+      for (size_t j = 0; j < ops::kQ8Block; j += N) {
+        sum = hn::MulAdd(LoadI8AsF32(df, q + c0 + j), hn::LoadU(df, x + c0 + j), sum);
+      }
+      acc = hn::MulAdd(sum, hn::Set(df, scale), acc);
+    }
+    y[r] = hn::GetLane(hn::SumOfLanes(df, acc)) + (bias != nullptr ? bias[r] : 0.0f);
   }
 }
 
