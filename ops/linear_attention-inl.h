@@ -57,13 +57,18 @@ HWY_NOINLINE void LinearAttentionStep(float* HWY_RESTRICT S, const float* HWY_RE
   }
 }
 
-// c[i, :] += sum_k a[i, k] b[k, :], four rows of c at a time so each b row loaded serves four.
-HWY_NOINLINE void MatMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
-                            const float* HWY_RESTRICT b, size_t b_stride, float* HWY_RESTRICT c,
-                            size_t c_stride, size_t M, size_t K, size_t N) {
+// c[i, :] += sum_k A(i, k) b[k, :] for i < M, four rows of c at a time so each b row loaded
+// serves four. A(i, k) is a[i * a_stride + k], or a[k * a_stride + i] when kTransposedA.
+template <bool kTransposedA>
+HWY_INLINE void MulAccRows(const float* HWY_RESTRICT a, size_t a_stride,
+                           const float* HWY_RESTRICT b, size_t b_stride, float* HWY_RESTRICT c,
+                           size_t c_stride, size_t M, size_t K, size_t N) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   const size_t L = hn::Lanes(d);
+  // Steps through a between consecutive i and consecutive k.
+  const size_t step_i = kTransposedA ? 1 : a_stride;
+  const size_t step_k = kTransposedA ? a_stride : 1;
   for (size_t col = 0; col < N; col += L) {
     const size_t n = N - col < L ? N - col : L;
     const bool full = n == L;
@@ -80,13 +85,13 @@ HWY_NOINLINE void MatMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
       float* c0 = c + i * c_stride + col;
       V acc0 = load(c0), acc1 = load(c0 + c_stride), acc2 = load(c0 + 2 * c_stride),
         acc3 = load(c0 + 3 * c_stride);
-      const float* a0 = a + i * a_stride;
       for (size_t k = 0; k < K; ++k) {
         const V bk = load(b + k * b_stride + col);
-        acc0 = hn::MulAdd(hn::Set(d, a0[k]), bk, acc0);
-        acc1 = hn::MulAdd(hn::Set(d, a0[a_stride + k]), bk, acc1);
-        acc2 = hn::MulAdd(hn::Set(d, a0[2 * a_stride + k]), bk, acc2);
-        acc3 = hn::MulAdd(hn::Set(d, a0[3 * a_stride + k]), bk, acc3);
+        const float* aik = a + i * step_i + k * step_k;
+        acc0 = hn::MulAdd(hn::Set(d, aik[0]), bk, acc0);
+        acc1 = hn::MulAdd(hn::Set(d, aik[step_i]), bk, acc1);
+        acc2 = hn::MulAdd(hn::Set(d, aik[2 * step_i]), bk, acc2);
+        acc3 = hn::MulAdd(hn::Set(d, aik[3 * step_i]), bk, acc3);
       }
       store(acc0, c0);
       store(acc1, c0 + c_stride);
@@ -97,58 +102,26 @@ HWY_NOINLINE void MatMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
       float* ci = c + i * c_stride + col;
       V acc = load(ci);
       for (size_t k = 0; k < K; ++k) {
-        acc = hn::MulAdd(hn::Set(d, a[i * a_stride + k]), load(b + k * b_stride + col), acc);
+        const V bk = load(b + k * b_stride + col);
+        acc = hn::MulAdd(hn::Set(d, a[i * step_i + k * step_k]), bk, acc);
       }
       store(acc, ci);
     }
   }
 }
 
+// c[i, :] += sum_k a[i, k] b[k, :].
+HWY_NOINLINE void MatMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
+                            const float* HWY_RESTRICT b, size_t b_stride, float* HWY_RESTRICT c,
+                            size_t c_stride, size_t M, size_t K, size_t N) {
+  MulAccRows<false>(a, a_stride, b, b_stride, c, c_stride, M, K, N);
+}
+
 // c[m, :] += sum_k a[k, m] b[k, :]: MatMulAcc with a read down its columns.
 HWY_NOINLINE void MatTMulAcc(const float* HWY_RESTRICT a, size_t a_stride,
                              const float* HWY_RESTRICT b, size_t b_stride, float* HWY_RESTRICT c,
                              size_t c_stride, size_t K, size_t M, size_t N) {
-  const hn::ScalableTag<float> d;
-  using V = hn::Vec<decltype(d)>;
-  const size_t L = hn::Lanes(d);
-  for (size_t col = 0; col < N; col += L) {
-    const size_t n = N - col < L ? N - col : L;
-    const bool full = n == L;
-    const auto load = [&](const float* p) { return full ? hn::LoadU(d, p) : LoadTail(d, p, n); };
-    const auto store = [&](V x, float* p) {
-      if (full) {
-        hn::StoreU(x, d, p);
-      } else {
-        SafeBlendedStore(x, hn::FirstN(d, n), d, p);
-      }
-    };
-    size_t m = 0;
-    for (; m + 4 <= M; m += 4) {
-      float* c0 = c + m * c_stride + col;
-      V acc0 = load(c0), acc1 = load(c0 + c_stride), acc2 = load(c0 + 2 * c_stride),
-        acc3 = load(c0 + 3 * c_stride);
-      for (size_t k = 0; k < K; ++k) {
-        const V bk = load(b + k * b_stride + col);
-        const float* ak = a + k * a_stride + m;
-        acc0 = hn::MulAdd(hn::Set(d, ak[0]), bk, acc0);
-        acc1 = hn::MulAdd(hn::Set(d, ak[1]), bk, acc1);
-        acc2 = hn::MulAdd(hn::Set(d, ak[2]), bk, acc2);
-        acc3 = hn::MulAdd(hn::Set(d, ak[3]), bk, acc3);
-      }
-      store(acc0, c0);
-      store(acc1, c0 + c_stride);
-      store(acc2, c0 + 2 * c_stride);
-      store(acc3, c0 + 3 * c_stride);
-    }
-    for (; m < M; ++m) {
-      float* cm = c + m * c_stride + col;
-      V acc = load(cm);
-      for (size_t k = 0; k < K; ++k) {
-        acc = hn::MulAdd(hn::Set(d, a[k * a_stride + m]), load(b + k * b_stride + col), acc);
-      }
-      store(acc, cm);
-    }
-  }
+  MulAccRows<true>(a, a_stride, b, b_stride, c, c_stride, M, K, N);
 }
 
 template <class D>

@@ -169,6 +169,14 @@ class RwkvBlock final : public Block {
     decay_.assign(C, 0.0f);
     bonus_.assign(C, 0.0f);
     const float* p = nullptr;
+    if (d_.version == 4 || d_.version == 5) {
+      // v4 and v5 share the plain token-shift mixes (v6 interpolates them, v7 renames them).
+      RECUR_RETURN_IF_ERROR(vec("att.time_mix_k", &mix_[0]));
+      RECUR_RETURN_IF_ERROR(vec("att.time_mix_v", &mix_[1]));
+      RECUR_RETURN_IF_ERROR(vec("att.time_mix_r", &mix_[2]));
+      RECUR_RETURN_IF_ERROR(vec("ffn.time_mix_k", &fmix_k_));
+      RECUR_RETURN_IF_ERROR(vec("ffn.time_mix_r", &fmix_r_));
+    }
     switch (d_.version) {
       case 4:
         RECUR_RETURN_IF_ERROR(vec("att.time_decay", &p));
@@ -176,11 +184,6 @@ class RwkvBlock final : public Block {
         for (size_t c = 0; c < C; ++c) decay_[c] = static_cast<float>(-std::exp(double{p[c]}));
         RECUR_RETURN_IF_ERROR(vec("att.time_first", &p));
         bonus_.assign(p, p + C);
-        RECUR_RETURN_IF_ERROR(vec("att.time_mix_k", &mix_[0]));
-        RECUR_RETURN_IF_ERROR(vec("att.time_mix_v", &mix_[1]));
-        RECUR_RETURN_IF_ERROR(vec("att.time_mix_r", &mix_[2]));
-        RECUR_RETURN_IF_ERROR(vec("ffn.time_mix_k", &fmix_k_));
-        RECUR_RETURN_IF_ERROR(vec("ffn.time_mix_r", &fmix_r_));
         break;
       case 5: {
         // exp(-exp(w)) per key channel; v5.0/5.1 keep one decay and one bonus exp(u) per head.
@@ -201,11 +204,6 @@ class RwkvBlock final : public Block {
           RECUR_RETURN_IF_ERROR(vec("att.time_mix_g", &mix_[3]));
           RECUR_ASSIGN_OR_RETURN(wg_, ctx.Matrix("att.gate.weight"));
         }
-        RECUR_RETURN_IF_ERROR(vec("att.time_mix_k", &mix_[0]));
-        RECUR_RETURN_IF_ERROR(vec("att.time_mix_v", &mix_[1]));
-        RECUR_RETURN_IF_ERROR(vec("att.time_mix_r", &mix_[2]));
-        RECUR_RETURN_IF_ERROR(vec("ffn.time_mix_k", &fmix_k_));
-        RECUR_RETURN_IF_ERROR(vec("ffn.time_mix_r", &fmix_r_));
         break;
       }
       case 6: {
