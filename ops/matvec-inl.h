@@ -46,9 +46,11 @@ inline constexpr size_t kMatVecRows = 4;
 // 768 x 3072 q8_0 from 0.6 to 0.8. Groups up to 64 KiB measured the same as 16 or 32 KiB (L2
 // holds what L1 cannot).
 inline constexpr size_t kGroupPrefetchMaxBytes = 65536;
-// Longer groups (4 rows of more than 4096 f32 or 8192 f16 columns, 8 q8_0 rows of more than
-// 8192) prefetch each row kPrefetchBytes ahead instead, where the next group would be too far
-// off; 1-2 KiB measured best for in-row prefetch, 4 KiB was worse.
+// Longer groups (4 rows of more than 4096 f32 or 8192 f16 columns) prefetch each row
+// kPrefetchBytes ahead instead, where the next group would be too far off; 1-2 KiB measured
+// best for in-row prefetch, 4 KiB was worse. (The q8_0 kernel prefetches differently: see
+// kQ8AheadBytes. The same scheme measured 3-5% slower than this one for f32 on the rwkv7-0.1b
+// matrices, so the dense kernels keep theirs.)
 inline constexpr size_t kPrefetchBytes = 1536;
 
 // Prefetches the cache lines covering `bytes` bytes that a row stream at p will read `distance`
@@ -98,6 +100,53 @@ struct BF16Weights {
     return LoadTailBF16AsF32(df, p, n);
   }
 };
+
+// Folds pairs of vectors (even lanes plus odd lanes) until every row occupies one lane: kCount
+// vectors in which each row spans kPerRow lanes become kCount / 2 with kPerRow / 2, and a last
+// vector folds onto itself. Row order is kept: vector i then holds rows i * (N / kPerRow)...
+template <size_t kCount, size_t kPerRow, class DF>
+HWY_INLINE void FoldRows(DF df, hn::Vec<DF>* HWY_RESTRICT acc) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)df;
+  (void)acc;  // One lane: nothing to fold.
+#else
+  if constexpr (kCount > 1 && kPerRow > 1) {
+    for (size_t i = 0; i < kCount / 2; ++i) {
+      acc[i] = hn::Add(hn::ConcatEven(df, acc[2 * i + 1], acc[2 * i]),
+                       hn::ConcatOdd(df, acc[2 * i + 1], acc[2 * i]));
+    }
+    FoldRows<kCount / 2, kPerRow / 2>(df, acc);
+  } else if constexpr (kPerRow > 1) {
+    acc[0] = hn::Add(hn::ConcatEven(df, acc[0], acc[0]), hn::ConcatOdd(df, acc[0], acc[0]));
+    FoldRows<1, kPerRow / 2>(df, acc);
+  }
+#endif
+}
+
+// out[r] = the sum of acc[r]'s lanes for r < kRows (a power of two); acc is overwritten. A
+// SumOfLanes per row spends a shuffle and an add per halving and a move out per row; folding
+// pairs of rows into one vector shares those shuffles between the rows: for 8 rows of 16
+// lanes, 24 instructions instead of about 80. On rows only a few blocks long (RWKV-7's 768 x 64
+// LoRA matrices) the reduction took as long as the products: with this, 768 x 64 q8_0 from L3
+// went from 12 to 19 GB/s, 768 x 32 from 7 to 10. (The dense kernels' rows are long; for
+// them it measured no better than SumOfLanes per row.) The matvec targets have vectors of a
+// fixed size (SVE compiles the NEON code), so MaxLanes is the lane count.
+template <size_t kRows, class DF>
+HWY_INLINE void SumRowsOfLanes(DF df, hn::Vec<DF>* HWY_RESTRICT acc, float* HWY_RESTRICT out) {
+  constexpr size_t N = hn::MaxLanes(df);
+  if constexpr (kRows == 1 || N == 1) {
+    for (size_t r = 0; r < kRows; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
+  } else {
+    FoldRows<kRows, N>(df, acc);
+    if constexpr (N >= kRows) {  // One vector, the rows in its first lanes.
+      HWY_ALIGN float lanes[N];
+      hn::Store(acc[0], df, lanes);
+      for (size_t r = 0; r < kRows; ++r) out[r] = lanes[r];
+    } else {  // kRows / N vectors of N rows each.
+      for (size_t i = 0; i < kRows / N; ++i) hn::StoreU(acc[i], df, out + i * N);
+    }
+  }
+}
 
 // out[r] = W[r, :] . x for kRows consecutive rows of a dense weight matrix.
 // w: [kRows, cols] at row stride cols, x: [cols], out: [kRows].
@@ -201,25 +250,17 @@ HWY_INLINE void WidenQ8Scales(const ops::WeightView& w, size_t row, size_t b0, s
   }
 }
 
-// Prefetches the next chunk of scales of row `row` after the one starting at block b0 or, at
-// the end of the row, the first chunk of row `row + rows_per_group` (where the next group of
-// rows starts). A chunk is at most 128 bytes.
-HWY_INLINE void PrefetchScales(const ops::WeightView& w, size_t row, size_t b0,
-                               size_t rows_per_group) {
-  const size_t blocks = w.cols / ops::kQ8Block;
-  b0 += kQ8ScaleChunk;
-  if (b0 >= blocks) {
-    b0 = 0;
-    row += rows_per_group;
-  }
-  if (row >= w.rows) return;
-  const size_t bytes = w.scale_type == ops::ScaleType::kF16 ? 2 : 4;
-  const uint8_t* p = static_cast<const uint8_t*>(w.scales) + (row * blocks + b0) * bytes;
-  hwy::Prefetch(p);
-  hwy::Prefetch(p + 64);
-}
-
 // ------------------------------------------------------------------ q8_0 x int16
+
+// How far ahead the q8_0 kernel prefetches its quants, in bytes of its own reading order: at
+// each step a group of rows reads the next line of each row, and the kernel prefetches, for
+// each row, the line that row reads kQ8AheadBytes / rows later: further along the row or, near
+// its end, in the same row of a later group. Every line gets the same lead whatever the row
+// length. Walking the next group linearly instead (the dense kernels' scheme) gives a group's
+// last rows almost no lead, and a profile of the 65536 x 768 head showed the loads of rows 5-8
+// of each group waiting on memory; rows of 64 columns (RWKV-7's LoRA matrices, 512-byte
+// groups) got a few hundred bytes of lead. 6 KiB measured better than 3 or 12 KiB on Zen 5.
+inline constexpr size_t kQ8AheadBytes = 6144;
 
 // Widening int8 weights to f32 spends three instructions (widen, convert, FMA) per lane, and on
 // Zen 4 that work does not hide behind the DRAM stream (MatVecQ8F32 below still does it, for
@@ -308,8 +349,6 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   const size_t vecs = ops::kQ8Block / N16;
   const size_t cols = w.cols;
   const size_t blocks = n / ops::kQ8Block;
-  const size_t group_bytes = kRows * cols;  // Quants only; scales are prefetched separately.
-  const bool prefetch_next_group = group_bytes <= kGroupPrefetchMaxBytes;
   const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + row * cols + c_begin;
   const size_t block_begin = c_begin / ops::kQ8Block;
   const size_t scale_count = w.rows * (cols / ops::kQ8Block);
@@ -319,6 +358,25 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   for (size_t r = 0; r < kRows; ++r) {
     acc0[r] = hn::Zero(df);
     acc1[r] = hn::Zero(df);
+  }
+  // Each row reads one line per step; prefetch the line each row reads `lead` bytes of its own
+  // stream from now: further along this row, or in a later group of rows.
+  const size_t lead = HWY_MAX(size_t{64}, (kQ8AheadBytes / kRows + 63) / 64 * 64);
+  const int8_t* HWY_RESTRICT row0 = static_cast<const int8_t*>(w.data) + row * cols;
+  size_t pf_groups = cols == 0 ? 0 : (c_begin + lead) / cols;
+  size_t pf_col = cols == 0 ? 0 : (c_begin + lead) % cols;
+  if (c_begin == 0) {
+    // The scales live apart from the quants, and a miss on them stalls the start of a group:
+    // all the scales of the group after the one the quants are prefetched from, while this one
+    // starts.
+    const size_t scale_bytes = w.scale_type == ops::ScaleType::kF16 ? 2 : 4;
+    const size_t row_scales = cols / ops::kQ8Block;
+    const size_t ahead = row + (cols == 0 ? 1 : 1 + (lead + cols - 1) / cols) * kRows;
+    if (ahead < w.rows) {
+      const size_t rows_ahead = w.rows - ahead < kRows ? w.rows - ahead : kRows;
+      const uint8_t* p = static_cast<const uint8_t*>(w.scales) + ahead * row_scales * scale_bytes;
+      PrefetchAhead(p, rows_ahead * row_scales * scale_bytes, 0);
+    }
   }
   for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
     const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
@@ -339,9 +397,6 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
                                        : LoadTailF16AsF32(dfs, f16_scales + i, m));
         hn::Store(hn::Mul(ws, hn::LoadU(dfs, xs + b0 + i)), dfs, scales[r] + i);
       }
-      // Two groups ahead: the scales live apart from the quants, and a miss on them stalls the
-      // start of every group.
-      PrefetchScales(w, row + r, block_begin + b0, 2 * kRows);
     }
     size_t b = 0;
     for (; b + 2 <= nb; b += 2) {
@@ -352,12 +407,16 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
         xv0[j] = hn::LoadU(d16, xq + c0 + j * N16);
         xv1[j] = hn::LoadU(d16, xq + c0 + ops::kQ8Block + j * N16);
       }
-      if (prefetch_next_group) {
-        PrefetchAhead(q, kRows * 2 * ops::kQ8Block, group_bytes + c0 * kRows);
+      for (size_t r = 0; r < kRows; ++r) {
+        PrefetchAhead(row0, 1, (pf_groups * kRows + r) * cols + pf_col);  // Past W: harmless.
+      }
+      pf_col += 2 * ops::kQ8Block;
+      if (pf_col >= cols) {
+        pf_col -= cols;
+        ++pf_groups;
       }
       for (size_t r = 0; r < kRows; ++r) {
         const int8_t* row_q = q + r * cols + c0;
-        if (!prefetch_next_group) PrefetchAhead(row_q, 2 * ops::kQ8Block, kPrefetchBytes);
         acc0[r] = hn::MulAdd(Q8BlockDotI16(d16, row_q, xv0), hn::Set(df, scales[r][b]), acc0[r]);
         acc1[r] = hn::MulAdd(Q8BlockDotI16(d16, row_q + ops::kQ8Block, xv1),
                              hn::Set(df, scales[r][b + 1]), acc1[r]);
@@ -373,9 +432,8 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
       }
     }
   }
-  for (size_t r = 0; r < kRows; ++r) {
-    out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
-  }
+  for (size_t r = 0; r < kRows; ++r) acc0[r] = hn::Add(acc0[r], acc1[r]);
+  SumRowsOfLanes<kRows>(df, acc0, out);
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
