@@ -207,6 +207,12 @@ double ReadBandwidthGbps(const Threads& threads, size_t bytes, int repeats) {
   return StreamGbps(threads, buffer.get(), n, repeats);
 }
 
+double BandwidthProbe::Gbps() {
+  const size_t n = bytes_ / sizeof(float);
+  if (!buffer_) buffer_ = TouchedBuffer(threads_, n);
+  return StreamGbps(threads_, buffer_.get(), n, 1);
+}
+
 Limits MeasureLimits(const Threads& one, const Threads& all, bool quick) {
   Limits limits;
   const size_t n = ((quick ? size_t{256} : size_t{1024}) << 20) / sizeof(float);

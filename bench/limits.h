@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "hwy/aligned_allocator.h"
+
 #include "runtime/threads.h"
 
 namespace recur::bench {
@@ -60,6 +62,24 @@ void StreamSum(const Threads& threads, const float* p, size_t n, int streams);
 // Read bandwidth of `threads` in GB/s: a buffer of `bytes` streamed `repeats` times (median),
 // best of one and two streams per thread.
 double ReadBandwidthGbps(const Threads& threads, size_t bytes, int repeats);
+
+// Read bandwidth measured again and again around timed work, so that each timing is paired with
+// the bandwidth of its own moment. On a shared machine the read bandwidth one core gets moves by
+// 2x within minutes (other tenants' traffic), and a ratio of a decode speed to a bandwidth taken
+// a minute later says more about the neighbours than about the kernel. The buffer (`bytes`,
+// far larger than the last-level cache) is allocated and touched on first use, so a peak-RSS
+// reading taken before then does not include it.
+class BandwidthProbe {
+ public:
+  BandwidthProbe(const Threads& threads, size_t bytes) : threads_(threads), bytes_(bytes) {}
+  // GB/s now: the buffer streamed once with one and once with two streams per thread, the better.
+  double Gbps();
+
+ private:
+  const Threads& threads_;
+  size_t bytes_;
+  hwy::AlignedFreeUniquePtr<float[]> buffer_;
+};
 
 struct Limits {
   double read_gbps_1 = 0.0;    // One thread.

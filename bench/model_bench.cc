@@ -35,7 +35,15 @@ Result<ModelBenchResult> BenchModel(const std::shared_ptr<const Model>& model,
   std::mt19937 rng(1);
   double prefill_s = 0.0;
   std::vector<double> step_times;
+  std::vector<double> repeat_steps;  // Each timed repeat's median step.
+  std::vector<double> probes;        // Bandwidth before each timed repeat and after the last.
   Status status;
+  // Called after each repeat: probes around the timed ones and keeps the repeat's median step.
+  auto end_repeat = [&](int rep, size_t first_step) {
+    if (rep == 0 || !o.bandwidth_probe) return;
+    repeat_steps.push_back(Median(std::vector<double>(step_times.begin() + first_step, step_times.end())));
+    probes.push_back(o.bandwidth_probe());
+  };
   if (info.token_input) {
     std::uniform_int_distribution<int32_t> token(0, info.vocab_size - 1);
     std::vector<int32_t> prompt(T), gen(G);
@@ -52,12 +60,15 @@ Result<ModelBenchResult> BenchModel(const std::shared_ptr<const Model>& model,
     for (int rep = 0; rep <= o.repeats; ++rep) {  // Repeat 0 warms up.
       session->Reset();
       RECUR_RETURN_IF_ERROR(session->PrefillTokens(prompt.data(), T, &logits));
+      if (rep == 1 && o.bandwidth_probe) probes.push_back(o.bandwidth_probe());
+      const size_t first_step = step_times.size();
       for (size_t i = 0; i < G; ++i) {
         const auto t0 = Clock::now();
         status = session->StepToken(gen[i], &logits);
         if (rep > 0) step_times.push_back(Seconds(t0, Clock::now()));
         RECUR_RETURN_IF_ERROR(status);
       }
+      end_repeat(rep, first_step);
     }
   } else {
     // Frame models: StepFrame is their decode; there is no batched frame prefill.
@@ -69,12 +80,15 @@ Result<ModelBenchResult> BenchModel(const std::shared_ptr<const Model>& model,
     if (o.progress) std::fprintf(stderr, "frames: %zu steps x %d repeats...\n", G, o.repeats);
     for (int rep = 0; rep <= o.repeats; ++rep) {
       session->Reset();
+      if (rep == 1 && o.bandwidth_probe) probes.push_back(o.bandwidth_probe());
+      const size_t first_step = step_times.size();
       for (size_t i = 0; i < G; ++i) {
         const auto t0 = Clock::now();
         status = session->StepFrame(&frames[i * in], &out);
         if (rep > 0) step_times.push_back(Seconds(t0, Clock::now()));
         RECUR_RETURN_IF_ERROR(status);
       }
+      end_repeat(rep, first_step);
     }
   }
   CountWeights(*model, &r);
@@ -85,6 +99,17 @@ Result<ModelBenchResult> BenchModel(const std::shared_ptr<const Model>& model,
                               static_cast<double>(r.head_params));
   r.prefill_gflops = prefill_s > 0 ? flops / prefill_s * 1e-9 : 0.0;
   r.state_bytes = session->state_bytes();
+  if (!probes.empty()) {
+    std::vector<double> ratios;
+    for (size_t i = 0; i < repeat_steps.size(); ++i) {
+      const double gbps = static_cast<double>(r.weight_bytes) / repeat_steps[i] * 1e-9;
+      ratios.push_back(gbps / (0.5 * (probes[i] + probes[i + 1])));
+    }
+    r.decode_bandwidth_ratio = Median(ratios);
+    r.probe_gbps = Median(probes);
+    r.probe_min_gbps = *std::min_element(probes.begin(), probes.end());
+    r.probe_max_gbps = *std::max_element(probes.begin(), probes.end());
+  }
   return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "formats/status.h"
@@ -16,6 +17,9 @@ struct ModelBenchOptions {
   size_t gen_tokens = 128;     // Decode steps timed per repeat.
   int repeats = 5;             // Timed repeats, after one warm-up.
   bool progress = false;       // Say what is being timed on stderr.
+  // Optional: read bandwidth now, in GB/s. Called before each timed decode repeat and after the
+  // last, so each repeat's speed is set against the bandwidth of its own moment.
+  std::function<double()> bandwidth_probe;
 };
 
 struct ModelBenchResult {
@@ -26,6 +30,11 @@ struct ModelBenchResult {
   uint64_t head_params = 0;           // The logits head (once per prefill call).
   double prefill_gflops = 0.0;        // 2 x (layer_params x T + head_params) / prefill time.
   size_t state_bytes = 0;
+  // With a bandwidth_probe: the median probe, and the median over repeats of the weight bytes
+  // per second a repeat's median step reads over the mean of the probes before and after it.
+  double probe_gbps = 0.0;
+  double probe_min_gbps = 0.0, probe_max_gbps = 0.0;
+  double decode_bandwidth_ratio = 0.0;
 };
 
 // What one token reads: every weight matrix once, except the token embedding, of which a step

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -113,20 +114,23 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  // Limits once per thread count, before the models take memory and caches.
-  std::map<int, double> read_gbps;
+  // Peak FMA once. The read bandwidth is probed around every decode repeat instead, with the
+  // entry's thread count, and each repeat's speed set against the bandwidth of its moment (on
+  // a shared machine it moves by 2x within minutes).
   double peak = 0.0;
   {
     const Threads one(1);
     peak = PeakGflops(one, quick ? 5'000'000 : 30'000'000, quick ? 3 : 5);
   }
+  std::map<int, std::unique_ptr<Threads>> pools;
+  std::map<int, std::unique_ptr<BandwidthProbe>> probes;
+  std::map<int, std::vector<double>> read_gbps;  // Each entry's median probe, per thread count.
   for (const std::string& t : Split(threads_list)) {
     const int n = std::stoi(t);
-    const Threads pool(n);
-    read_gbps[n] = ReadBandwidthGbps(pool, (quick ? size_t{256} : size_t{1024}) << 20, quick ? 3 : 5);
-    std::fprintf(stderr, "limits: read bandwidth %.2f GB/s with %d thread(s); peak %.1f GFLOP/s "
-                 "per thread\n", read_gbps[n], n, peak);
+    pools[n] = std::make_unique<Threads>(n);
+    probes[n] = std::make_unique<BandwidthProbe>(*pools[n], (quick ? size_t{64} : size_t{512}) << 20);
   }
+  std::fprintf(stderr, "limits: peak %.1f GFLOP/s per thread\n", peak);
 
   std::vector<Entry> entries;
   const auto start = Clock::now();
@@ -146,7 +150,9 @@ int Main(int argc, char** argv) {
         std::fprintf(stderr, "throughput_sweep: %s\n", report.status().ToString().c_str());
         return 1;
       }
-      for (const auto& [n, gbps] : read_gbps) {
+      for (const auto& [n, probe] : probes) {
+        BandwidthProbe* p = probe.get();
+        options.bandwidth_probe = [p] { return p->Gbps(); };
         auto model = Model::Load(synth.output, ModelParams{.n_threads = n});
         if (!model.ok()) {
           std::fprintf(stderr, "throughput_sweep: %s\n", model.status().ToString().c_str());
@@ -158,7 +164,8 @@ int Main(int argc, char** argv) {
           return 1;
         }
         Entry e{preset, dtype, n, *r};
-        e.decode_ratio = static_cast<double>(r->weight_bytes) * r->decode_tokens_per_s * 1e-9 / gbps;
+        e.decode_ratio = r->decode_bandwidth_ratio;
+        read_gbps[n].push_back(r->probe_gbps);
         e.prefill_ratio = r->prefill_gflops / (peak * n);
         std::fprintf(stderr, "  %-12s %-5s %d thread(s): decode %7.1f t/s (%.2f), prefill %7.1f t/s (%.2f)\n",
                      preset.c_str(), dtype.c_str(), n, r->decode_tokens_per_s, e.decode_ratio,
@@ -183,15 +190,18 @@ int Main(int argc, char** argv) {
     md << line;
     csv << e.preset << "," << e.dtype << "," << e.threads << "," << e.r.weight_bytes << ","
         << e.r.decode_tokens_per_s << "," << e.decode_ratio << "," << e.r.prefill_tokens_per_s
-        << "," << e.prefill_ratio << "," << e.r.state_bytes << "," << read_gbps[e.threads] << ","
+        << "," << e.prefill_ratio << "," << e.r.state_bytes << "," << e.r.probe_gbps << ","
         << peak << "\n";
   }
   char footer[256];
   std::snprintf(footer, sizeof(footer),
-                "\nLimits measured in this run: peak %.1f GFLOP/s per thread; read bandwidth", peak);
+                "\nLimits measured in this run: peak %.1f GFLOP/s per thread; read bandwidth probed "
+                "around each decode repeat (each ratio is a median of per-repeat ratios), medians",
+                peak);
   md << footer;
   for (const auto& [n, gbps] : read_gbps) {
-    std::snprintf(footer, sizeof(footer), " %.2f GB/s (%d thread%s)", gbps, n, n == 1 ? "" : "s");
+    std::snprintf(footer, sizeof(footer), " %.2f GB/s (%d thread%s)", Median(gbps), n,
+                  n == 1 ? "" : "s");
     md << footer;
   }
   std::snprintf(footer, sizeof(footer), "; target %s; sweep took %.0f s.\n", BestTargetName(),

@@ -29,10 +29,12 @@ Action AddBench(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "bench",
       "Measure prefill and decode speed (medians over repeats) against this machine's limits,\n"
-      "measured in the same run: read bandwidth (streaming a 1 GiB buffer with the same thread\n"
-      "count) for decode, which must read every weight once per token, and peak f32 FMA\n"
-      "throughput for prefill. Also prints weight bytes per token, state bytes per stream and\n"
-      "peak resident memory. Tokens are random ids (speed does not depend on them). Try:\n"
+      "measured in the same run: read bandwidth (streaming a 512 MiB buffer with the same\n"
+      "thread count, before and after every decode repeat; each repeat is set against the\n"
+      "bandwidth of its own moment) for decode, which must read every weight once per token,\n"
+      "and peak f32 FMA throughput for prefill. Also prints weight bytes per token, state\n"
+      "bytes per stream and peak resident memory. Tokens are random ids (speed does not\n"
+      "depend on them). Try:\n"
       "  recur synth --preset mamba-130m -o m.recur && recur bench m.recur --threads 1");
   sub->add_option("MODEL", opts->model, "A .recur file")->required();
   sub->add_option("--prompt-tokens", opts->prompt_tokens,
@@ -65,18 +67,26 @@ Action AddBench(CLI::App& app) {
     options.gen_tokens = static_cast<size_t>(opts->gen_tokens);
     options.repeats = opts->repeats;
     options.progress = !opts->json;
+    // The read bandwidth is probed around every timed decode repeat (512 MiB, 16x a large L3),
+    // and each repeat's speed is divided by the bandwidth of its own moment. Peak RSS is read
+    // at the first probe, before the probe's buffer joins it (the warm-up has run by then).
+    const Threads pool(threads);
+    bench::BandwidthProbe probe(pool, size_t{512} << 20);
+    uint64_t peak_rss = 0;
+    options.bandwidth_probe = [&] {
+      if (peak_rss == 0) peak_rss = PeakRssBytes();
+      return probe.Gbps();
+    };
     auto result = bench::BenchModel(model, options);
     if (!result.ok()) return Fail(result.status().ToString());
     const bench::ModelBenchResult& r = *result;
-    // Peak RSS now, before the bandwidth probe's own buffer joins it.
-    const uint64_t peak_rss = PeakRssBytes();
+    if (peak_rss == 0) peak_rss = PeakRssBytes();
 
-    if (!opts->json) std::fprintf(stderr, "limits: read bandwidth and peak FMA...\n");
-    const Threads pool(threads);
-    const double read_gbps = bench::ReadBandwidthGbps(pool, size_t{1} << 30, 5);
+    if (!opts->json) std::fprintf(stderr, "limits: peak FMA...\n");
+    const double read_gbps = r.probe_gbps;
     const double peak_gflops = bench::PeakGflops(Threads(1), 30'000'000, 5);
     const double decode_gbps = static_cast<double>(r.weight_bytes) * r.decode_tokens_per_s * 1e-9;
-    const double decode_ratio = decode_gbps / read_gbps;
+    const double decode_ratio = r.decode_bandwidth_ratio;
     const double prefill_ratio = r.prefill_gflops / (peak_gflops * threads);
     const size_t T = options.prompt_tokens;
 
@@ -93,6 +103,8 @@ Action AddBench(CLI::App& app) {
           {"decode_tokens_per_s", r.decode_tokens_per_s},
           {"weight_bytes", r.weight_bytes},
           {"read_bandwidth_gbps", read_gbps},
+          {"read_bandwidth_min_gbps", r.probe_min_gbps},
+          {"read_bandwidth_max_gbps", r.probe_max_gbps},
           {"decode_bandwidth_ratio", decode_ratio},
           {"peak_gflops", peak_gflops},
           {"prefill_gflops", r.prefill_gflops},
@@ -104,14 +116,16 @@ Action AddBench(CLI::App& app) {
       return 0;
     }
     std::printf("weights read per token  %10.1f MiB\n", r.weight_bytes / 1048576.0);
-    std::printf("read bandwidth          %10.2f GB/s (%d thread%s, measured now)\n", read_gbps,
-                threads, threads == 1 ? "" : "s");
+    std::printf("read bandwidth          %10.2f GB/s (%d thread%s; median of %d probes around the "
+                "decode repeats, %.1f-%.1f)\n",
+                read_gbps, threads, threads == 1 ? "" : "s", opts->repeats + 1, r.probe_min_gbps,
+                r.probe_max_gbps);
     std::printf("peak FMA                %10.1f GFLOP/s per thread (measured now)\n", peak_gflops);
     if (info.token_input) {
       std::printf("prefill %5zu tokens     %10.1f tokens/s  %7.1f GFLOP/s  %.2f of peak x %d\n", T,
                   r.prefill_tokens_per_s, r.prefill_gflops, prefill_ratio, threads);
     }
-    std::printf("decode                  %10.1f %s/s  %7.2f GB/s   %.2f of bandwidth\n",
+    std::printf("decode                  %10.1f %s/s  %7.2f GB/s   %.2f of bandwidth (median per repeat)\n",
                 r.decode_tokens_per_s, info.token_input ? "tokens" : "frames", decode_gbps, decode_ratio);
     std::printf("state per stream        %10.1f KiB\n", r.state_bytes / 1024.0);
     std::printf("peak RSS                %10.1f MiB\n", peak_rss / 1048576.0);
