@@ -53,25 +53,27 @@ HWY_INLINE hn::Vec<DF> LoadI8AsF32(DF df, const int8_t* HWY_RESTRICT p) {
 
 // The first n < Lanes(d) elements of p, rest zero, without touching memory past p + n.
 // Highway 1.0.3's MaskedLoad is a full aligned load on SSE4 (and for 16-bit lanes on AVX2), so
-// tails go through a small zeroed stack copy instead; this runs once per row at most.
+// tails go through a small zeroed stack copy instead; this runs once per row at most. n is
+// clamped to the vector so that no caller can overrun the copy (and GCC, which cannot see the
+// contract through the callers, stops warning that it might).
 template <class D, typename T = hn::TFromD<D>>
 HWY_INLINE hn::Vec<D> LoadTail(D d, const T* HWY_RESTRICT p, size_t n) {
   HWY_ALIGN T buf[hn::MaxLanes(d)] = {};
-  std::memcpy(buf, p, n * sizeof(T));
+  std::memcpy(buf, p, HWY_MIN(n, hn::MaxLanes(d)) * sizeof(T));
   return hn::Load(d, buf);
 }
 
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadTailF16AsF32(DF df, const uint16_t* HWY_RESTRICT p, size_t n) {
   HWY_ALIGN uint16_t buf[hn::MaxLanes(df)] = {};
-  std::memcpy(buf, p, n * sizeof(uint16_t));
+  std::memcpy(buf, p, HWY_MIN(n, hn::MaxLanes(df)) * sizeof(uint16_t));
   return LoadF16AsF32(df, buf);
 }
 
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadTailBF16AsF32(DF df, const uint16_t* HWY_RESTRICT p, size_t n) {
   HWY_ALIGN uint16_t buf[hn::MaxLanes(df)] = {};
-  std::memcpy(buf, p, n * sizeof(uint16_t));
+  std::memcpy(buf, p, HWY_MIN(n, hn::MaxLanes(df)) * sizeof(uint16_t));
   return LoadBF16AsF32(df, buf);
 }
 
