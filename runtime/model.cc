@@ -6,6 +6,7 @@
 #include "formats/recur_file.h"
 #include "formats/tokenizer.h"
 #include "ops/convert.h"
+#include "ops/matmul.h"
 #include "runtime/blocks/block.h"
 #include "runtime/model_runtime.h"
 #include "runtime/threads.h"
@@ -144,6 +145,12 @@ Status Model::Build() {
   }
   rt_->state_floats = state_floats;
   rt_->scratch_floats = (scratch_floats + 15) / 16 * 16;
+  // MatMul's packing buffer, one per pool thread, sized for the widest matrix (prefill).
+  size_t max_cols = 0;
+  for (const TensorView& t : file_->tensors()) {
+    if (t.rank == 2) max_cols = std::max(max_cols, static_cast<size_t>(t.shape[1]));
+  }
+  rt_->threads.ReserveSlotScratch(ops::MatMulScratchFloats(max_cols));
   return Status::Ok();
 }
 

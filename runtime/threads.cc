@@ -24,4 +24,23 @@ Threads::Threads(int n_threads)
   arena_.initialize();
 }
 
+thread_local const Threads* Threads::running_pool_ = nullptr;
+
+void Threads::ReserveSlotScratch(size_t floats) {
+  slot_floats_ = floats;
+  slot_scratch_.reset(size_ > 1 && floats > 0 ? new float[static_cast<size_t>(size_) * floats]
+                                              : nullptr);
+}
+
+float* Threads::SlotScratch() const {
+#ifdef RECUR_THREADS_TSAN
+  return nullptr;  // Parts run on fresh std::threads there (see ParallelFor), not arena slots.
+#else
+  if (!slot_scratch_ || running_pool_ != this) return nullptr;
+  const int slot = tbb::this_task_arena::current_thread_index();
+  if (slot < 0 || slot >= size_) return nullptr;
+  return slot_scratch_.get() + static_cast<size_t>(slot) * slot_floats_;
+#endif
+}
+
 }  // namespace recur

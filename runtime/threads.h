@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <utility>
 
 // ThreadSanitizer builds (RECUR_TSAN, .ci/tsan): see ParallelFor.
@@ -39,6 +40,19 @@ class Threads {
 
   // Number of threads work is split across, the calling thread included.
   int size() const { return size_; }
+
+  // Working memory per arena slot, for kernels that need a buffer per running thread (MatMul's
+  // packed panel). A slot is held by one thread at a time, and parts of ParallelFor calls that
+  // run at once (from one session or from several sharing this pool) run on different slots,
+  // so they never share a buffer; and the buffers exist before any work runs, so no thread
+  // allocates one mid-prefill (a thread_local buffer was allocated by whichever pool thread
+  // joined a prefill first, which oneTBB decides, so "after the first call" was not a fixed
+  // point). Call once, before the pool runs work.
+  void ReserveSlotScratch(size_t floats);
+  // The calling thread's slot buffer ([floats] as reserved) while it runs a part of this pool's
+  // ParallelFor on the arena; null anywhere else (a single part runs inline on the caller,
+  // outside the arena), and callers then use a buffer of their own.
+  float* SlotScratch() const;
 
   // Calls fn(begin, end) over disjoint ranges covering [0, n) exactly once. Boundaries are
   // multiples of grain (except the final end, n), and the split depends only on n, grain and
@@ -82,7 +96,12 @@ class Threads {
       tbb::parallel_for(
           tbb::blocked_range<size_t>(0, parts, 1),
           [&](const tbb::blocked_range<size_t>& r) {
+            // SlotScratch() answers only inside this pool's parts: the slot index below is the
+            // thread's index in whichever arena it is in, which must be this one.
+            const Threads* const outer = running_pool_;
+            running_pool_ = this;
             for (size_t part = r.begin(); part != r.end(); ++part) run_part(part);
+            running_pool_ = outer;
           },
           tbb::static_partitioner());
     });
@@ -90,6 +109,9 @@ class Threads {
 
  private:
   int size_;
+  size_t slot_floats_ = 0;
+  std::unique_ptr<float[]> slot_scratch_;  // [size_ * slot_floats_]
+  static thread_local const Threads* running_pool_;  // The pool whose part this thread runs.
   // execute() is not const in oneTBB, but running work does not change the pool's observable
   // state, so ParallelFor stays const and callers can share a const Threads&.
   mutable tbb::task_arena arena_;

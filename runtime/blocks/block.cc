@@ -131,7 +131,7 @@ void ProjectRows(const ops::WeightView& w, const float* in, size_t T, const floa
     if (T == 1) {
       ops::MatVec(w, in, bias, out, begin, end);
     } else {
-      ops::MatMul(w, in, T, bias, out, begin, end, nullptr);
+      ops::MatMul(w, in, T, bias, out, begin, end, threads.SlotScratch());
     }
   });
 }

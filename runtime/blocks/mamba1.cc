@@ -155,12 +155,12 @@ class Mamba1Block final : public Block {
     float* ssm_state = state + ops::Conv1dStateSize(d_inner_, d_conv_);  // [d_inner, d_state]
 
     threads.ParallelFor(2 * d_inner_, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(in_proj_, x, T, in_bias_, xz, begin, end, nullptr);
+      ops::MatMul(in_proj_, x, T, in_bias_, xz, begin, end, threads.SlotScratch());
     });
     ops::Conv1dChunk(conv_state, xz, 2 * d_inner_, T, conv_w_, conv_b_, d_inner_, d_conv_,
                      /*silu=*/true, xc, d_inner_);
     threads.ParallelFor(xdbl_cols, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(x_proj_, xc, T, nullptr, xdbl, begin, end, nullptr);
+      ops::MatMul(x_proj_, xc, T, nullptr, xdbl, begin, end, threads.SlotScratch());
     });
     // MatMul reads its input as contiguous rows, so dt_low is gathered out of x_proj's output.
     for (size_t t = 0; t < T; ++t) {
@@ -170,7 +170,7 @@ class Mamba1Block final : public Block {
     const float* c = b + d_state_;
     threads.ParallelFor(d_inner_, kChannelGrain, [&](size_t begin, size_t end) {
       const size_t n = end - begin;
-      ops::MatMul(dt_proj_, dt_low, T, dt_bias_, dt, begin, end, nullptr);
+      ops::MatMul(dt_proj_, dt_low, T, dt_bias_, dt, begin, end, threads.SlotScratch());
       for (size_t t = 0; t < T; ++t) ops::SoftplusInPlace(dt + t * d_inner_ + begin, n);
       ops::SelectiveScanChunk(ssm_state, xc, d_inner_, dt, d_inner_, T, a_.data(), b, c, xdbl_cols,
                               d_skip_, d_state_, begin, end, xc, d_inner_);
@@ -180,7 +180,7 @@ class Mamba1Block final : public Block {
       }
     });
     threads.ParallelFor(d_model_, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(out_proj_, xc, T, out_bias_, out, begin, end, nullptr);
+      ops::MatMul(out_proj_, xc, T, out_bias_, out, begin, end, threads.SlotScratch());
     });
   }
 

@@ -182,7 +182,7 @@ class Mamba2Block final : public Block {
     float* gram = scratch + lay.gram;
     float* scan = scratch + lay.scan;
     threads.ParallelFor(d_.proj_dim, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(in_proj_, x, T, in_proj_bias_, zxbcdt, begin, end, nullptr);
+      ops::MatMul(in_proj_, x, T, in_proj_bias_, zxbcdt, begin, end, threads.SlotScratch());
     });
     ComputeDt(zxbcdt, T, dt);
     // The conv is a few multiply-adds per channel and token, far below the projections; its
@@ -207,7 +207,7 @@ class Mamba2Block final : public Block {
                             end - begin, d_.d_inner);
     });
     threads.ParallelFor(d_.d_model, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(out_proj_, y, T, out_proj_bias_, out, begin, end, nullptr);
+      ops::MatMul(out_proj_, y, T, out_proj_bias_, out, begin, end, threads.SlotScratch());
     });
   }
 

@@ -71,12 +71,14 @@ class MlpBlock final : public Block {
     float* h = scratch;                    // [tokens, d_ff]
     float* g = scratch + tokens * d_ff;    // [tokens, d_ff] (glu only)
     threads.ParallelFor(d_ff, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(up_, x, tokens, up_bias_, h, begin, end, nullptr);
-      if (spec_.glu()) ops::MatMul(gate_, x, tokens, gate_bias_, g, begin, end, nullptr);
+      ops::MatMul(up_, x, tokens, up_bias_, h, begin, end, threads.SlotScratch());
+      if (spec_.glu()) {
+        ops::MatMul(gate_, x, tokens, gate_bias_, g, begin, end, threads.SlotScratch());
+      }
     });
     Finish(h, g, tokens);
     threads.ParallelFor(down_.rows, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(down_, h, tokens, down_bias_, out, begin, end, nullptr);
+      ops::MatMul(down_, h, tokens, down_bias_, out, begin, end, threads.SlotScratch());
     });
   }
 

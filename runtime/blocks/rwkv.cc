@@ -291,7 +291,7 @@ class RwkvBlock final : public Block {
       if (T == 1) {
         ops::MatVec(w, in, nullptr, out, begin, end);
       } else {
-        ops::MatMul(w, in, T, nullptr, out, begin, end, nullptr);
+        ops::MatMul(w, in, T, nullptr, out, begin, end, threads.SlotScratch());
       }
     });
   }

@@ -158,7 +158,7 @@ class S4dBlock final : public Block {
     }
     Finish(x, y, tokens);
     threads.ParallelFor(out_rows_, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatMul(out_proj_, y, tokens, out_bias_, z, begin, end, nullptr);
+      ops::MatMul(out_proj_, y, tokens, out_bias_, z, begin, end, threads.SlotScratch());
     });
     Glu(z, out, tokens);
   }
