@@ -41,7 +41,8 @@ Result<ModelBenchResult> BenchModel(const std::shared_ptr<const Model>& model,
   // Called after each repeat: probes around the timed ones and keeps the repeat's median step.
   auto end_repeat = [&](int rep, size_t first_step) {
     if (rep == 0 || !o.bandwidth_probe) return;
-    repeat_steps.push_back(Median(std::vector<double>(step_times.begin() + first_step, step_times.end())));
+    const auto first = step_times.begin() + static_cast<std::ptrdiff_t>(first_step);
+    repeat_steps.push_back(Median(std::vector<double>(first, step_times.end())));
     probes.push_back(o.bandwidth_probe());
   };
   if (info.token_input) {

@@ -150,7 +150,13 @@ Status Model::Build() {
   for (const TensorView& t : file_->tensors()) {
     if (t.rank == 2) max_cols = std::max(max_cols, static_cast<size_t>(t.shape[1]));
   }
-  rt_->threads.ReserveSlotScratch(ops::MatMulScratchFloats(max_cols));
+  const size_t slot_floats = ops::MatMulScratchFloats(max_cols);
+  if (!rt_->threads.ReserveSlotScratch(slot_floats)) {
+    return Status(StatusCode::kOutOfMemory,
+                  file_->path() + ": cannot allocate " +
+                      std::to_string(slot_floats * sizeof(float) * rt_->threads.size()) +
+                      " bytes of per-thread prefill scratch");
+  }
   return Status::Ok();
 }
 

@@ -2,6 +2,8 @@
 
 #include <tbb/info.h>
 
+#include <new>
+
 namespace recur {
 
 namespace {
@@ -26,10 +28,14 @@ Threads::Threads(int n_threads)
 
 thread_local const Threads* Threads::running_pool_ = nullptr;
 
-void Threads::ReserveSlotScratch(size_t floats) {
+bool Threads::ReserveSlotScratch(size_t floats) {
+  slot_scratch_.reset();
+  slot_floats_ = 0;
+  if (size_ <= 1 || floats == 0) return true;  // One thread runs every part inline.
+  slot_scratch_.reset(new (std::nothrow) float[static_cast<size_t>(size_) * floats]);
+  if (!slot_scratch_) return false;
   slot_floats_ = floats;
-  slot_scratch_.reset(size_ > 1 && floats > 0 ? new float[static_cast<size_t>(size_) * floats]
-                                              : nullptr);
+  return true;
 }
 
 float* Threads::SlotScratch() const {

@@ -47,8 +47,8 @@ class Threads {
   // so they never share a buffer; and the buffers exist before any work runs, so no thread
   // allocates one mid-prefill (a thread_local buffer was allocated by whichever pool thread
   // joined a prefill first, which oneTBB decides, so "after the first call" was not a fixed
-  // point). Call once, before the pool runs work.
-  void ReserveSlotScratch(size_t floats);
+  // point). Call once, before the pool runs work. False when the memory cannot be had.
+  bool ReserveSlotScratch(size_t floats);
   // The calling thread's slot buffer ([floats] as reserved) while it runs a part of this pool's
   // ParallelFor on the arena; null anywhere else (a single part runs inline on the caller,
   // outside the arena), and callers then use a buffer of their own.
