@@ -2,7 +2,7 @@
 
 #include <tbb/info.h>
 
-#include <new>
+#include <cstdlib>
 
 namespace recur {
 
@@ -28,11 +28,16 @@ Threads::Threads(int n_threads)
 
 thread_local const Threads* Threads::running_pool_ = nullptr;
 
+void Threads::FreeDeleter::operator()(float* p) const { std::free(p); }
+
 bool Threads::ReserveSlotScratch(size_t floats) {
   slot_scratch_.reset();
   slot_floats_ = 0;
   if (size_ <= 1 || floats == 0) return true;  // One thread runs every part inline.
-  slot_scratch_.reset(new (std::nothrow) float[static_cast<size_t>(size_) * floats]);
+  // aligned_alloc and free, like the session arena: no operator new, so nothing here depends
+  // on which operator new[] / delete[] pair a host application installs.
+  const size_t bytes = (static_cast<size_t>(size_) * floats * sizeof(float) + 63) / 64 * 64;
+  slot_scratch_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
   if (!slot_scratch_) return false;
   slot_floats_ = floats;
   return true;

@@ -110,7 +110,10 @@ class Threads {
  private:
   int size_;
   size_t slot_floats_ = 0;
-  std::unique_ptr<float[]> slot_scratch_;  // [size_ * slot_floats_]
+  struct FreeDeleter {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float, FreeDeleter> slot_scratch_;  // [size_ * slot_floats_], 64-byte aligned.
   static thread_local const Threads* running_pool_;  // The pool whose part this thread runs.
   // execute() is not const in oneTBB, but running work does not change the pool's observable
   // state, so ParallelFor stays const and callers can share a const Threads&.
