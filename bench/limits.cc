@@ -201,12 +201,6 @@ double StreamGbps(const Threads& threads, const float* p, size_t n, int repeats)
 
 }  // namespace
 
-double ReadBandwidthGbps(const Threads& threads, size_t bytes, int repeats) {
-  const size_t n = bytes / sizeof(float);
-  auto buffer = TouchedBuffer(threads, n);
-  return StreamGbps(threads, buffer.get(), n, repeats);
-}
-
 double BandwidthProbe::Gbps() {
   const size_t n = bytes_ / sizeof(float);
   if (!buffer_) buffer_ = TouchedBuffer(threads_, n);

@@ -59,10 +59,6 @@ double PeakGflops(const Threads& threads, size_t iters, int repeats);
 // Reads p: [n] once, split over the threads, each part as `streams` (1 or 2) sequential streams.
 void StreamSum(const Threads& threads, const float* p, size_t n, int streams);
 
-// Read bandwidth of `threads` in GB/s: a buffer of `bytes` streamed `repeats` times (median),
-// best of one and two streams per thread.
-double ReadBandwidthGbps(const Threads& threads, size_t bytes, int repeats);
-
 // Read bandwidth measured again and again around timed work, so that each timing is paired with
 // the bandwidth of its own moment. On a shared machine the read bandwidth one core gets moves by
 // 2x within minutes (other tenants' traffic), and a ratio of a decode speed to a bandwidth taken

@@ -349,9 +349,11 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   const size_t vecs = ops::kQ8Block / N16;
   const size_t cols = w.cols;
   const size_t blocks = n / ops::kQ8Block;
-  const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + row * cols + c_begin;
+  const size_t row_scales = cols / ops::kQ8Block;
+  const int8_t* HWY_RESTRICT row0 = static_cast<const int8_t*>(w.data) + row * cols;
+  const int8_t* HWY_RESTRICT q = row0 + c_begin;
   const size_t block_begin = c_begin / ops::kQ8Block;
-  const size_t scale_count = w.rows * (cols / ops::kQ8Block);
+  const size_t scale_count = w.rows * row_scales;
   HWY_ALIGN float scales[kRows][kQ8ScaleChunk];
   V acc0[kRows];
   V acc1[kRows];
@@ -362,7 +364,6 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   // Each row reads one line per step; prefetch the line each row reads `lead` bytes of its own
   // stream from now: further along this row, or in a later group of rows.
   const size_t lead = HWY_MAX(size_t{64}, (kQ8AheadBytes / kRows + 63) / 64 * 64);
-  const int8_t* HWY_RESTRICT row0 = static_cast<const int8_t*>(w.data) + row * cols;
   size_t pf_groups = cols == 0 ? 0 : (c_begin + lead) / cols;
   size_t pf_col = cols == 0 ? 0 : (c_begin + lead) % cols;
   if (c_begin == 0) {
@@ -370,7 +371,6 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
     // all the scales of the group after the one the quants are prefetched from, while this one
     // starts.
     const size_t scale_bytes = w.scale_type == ops::ScaleType::kF16 ? 2 : 4;
-    const size_t row_scales = cols / ops::kQ8Block;
     const size_t ahead = row + (cols == 0 ? 1 : 1 + (lead + cols - 1) / cols) * kRows;
     if (ahead < w.rows) {
       const size_t rows_ahead = w.rows - ahead < kRows ? w.rows - ahead : kRows;
@@ -382,7 +382,7 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
     const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
     for (size_t r = 0; r < kRows; ++r) {
       // The weight scale times x's block scale: one multiplier per block and row.
-      const size_t index = (row + r) * (cols / ops::kQ8Block) + block_begin + b0;
+      const size_t index = (row + r) * row_scales + block_begin + b0;
       const float* f32_scales = static_cast<const float*>(w.scales) + index;
       const uint16_t* f16_scales = static_cast<const uint16_t*>(w.scales) + index;
       const bool f32 = w.scale_type == ops::ScaleType::kF32;

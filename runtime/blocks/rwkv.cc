@@ -32,7 +32,6 @@
 namespace recur {
 namespace {
 
-constexpr size_t kRowGrain = 64;
 constexpr size_t AlignFloats(size_t n) { return (n + 15) / 16 * 16; }
 
 // Where each intermediate of a chunk of T tokens lives in the scratch arena (floats). v_first is
@@ -284,17 +283,6 @@ class RwkvBlock final : public Block {
   }
 
  private:
-  // out[t, r] = W[r, :] . in[t, :] for T rows.
-  static void Project(const ops::WeightView& w, const float* in, size_t T, float* out,
-                      const Threads& threads) {
-    threads.ParallelFor(w.rows, kRowGrain, [&](size_t begin, size_t end) {
-      if (T == 1) {
-        ops::MatVec(w, in, nullptr, out, begin, end);
-      } else {
-        ops::MatMul(w, in, T, nullptr, out, begin, end, threads.SlotScratch());
-      }
-    });
-  }
 
   // Where each row's state lives: rows are consecutive tokens of one stream (states[0]), or, in
   // a batch, row t is the next token of stream t (states[t]).
@@ -354,14 +342,14 @@ class RwkvBlock final : public Block {
         }
       }
       const size_t D = d_.lora_mix;
-      Project(maa_w1_, xxx, T, lora, threads);
+      ProjectRows(maa_w1_, xxx, T, nullptr, lora, threads);
       ops::TanhInPlace(lora, T * 5 * D);
       float* gather = s + l.gather;
       for (size_t j = 0; j < 5; ++j) {
         for (size_t t = 0; t < T; ++t) {
           std::memcpy(gather + t * D, lora + t * 5 * D + j * D, D * sizeof(float));
         }
-        Project(maa_w2_[j], gather, T, mix[j], threads);
+        ProjectRows(maa_w2_[j], gather, T, nullptr, mix[j], threads);
         for (size_t t = 0; t < T; ++t) {
           for (size_t c = 0; c < C; ++c) {
             const size_t i = t * C + c;
@@ -392,7 +380,7 @@ class RwkvBlock final : public Block {
       case 6: TimeMix56(mix, T, r, k, v, g, w, lora, y, rows, threads); break;
       case 7: TimeMix7(mix, T, r, k, v, g, w, a, b, lora, y, rows, v_first, threads); break;
     }
-    Project(wo_, y, T, out, threads);  // out = att
+    ProjectRows(wo_, y, T, nullptr, out, threads);  // out = att
 
     // Channel mix on x1 = x + att.
     float* x1 = s + l.x1;
@@ -424,16 +412,16 @@ class RwkvBlock final : public Block {
       }
     }
     rows.Shift(xn2, ffn_shift, T, C);
-    Project(fkey_, fk, T, fh, threads);
+    ProjectRows(fkey_, fk, T, nullptr, fh, threads);
     // relu(h)^2. A scalar max here compiled to a branch on the sign, mispredicted half the time:
     // 2% of a q8_0 rwkv7-0.1b decode step.
     ops::ReluInPlace(fh, T * d_.F);
     ops::Mul(fh, fh, fh, T * d_.F);
-    Project(fvalue_, fh, T, fo, threads);
+    ProjectRows(fvalue_, fh, T, nullptr, fo, threads);
     if (ver == 7) {
       ops::Add(out, fo, out, TC);
     } else {
-      Project(freceptance_, fr, T, fk, threads);  // fk is free again
+      ProjectRows(freceptance_, fr, T, nullptr, fk, threads);  // fk is free again
       ops::SigmoidInPlace(fk, TC);
       for (size_t i = 0; i < TC; ++i) out[i] += fk[i] * fo[i];
     }
@@ -443,9 +431,9 @@ class RwkvBlock final : public Block {
   void TimeMix4(float* const* mix, size_t T, float* r, float* k, float* v, float* y,
                 const Rows& rows, const Threads& threads) const {
     const size_t C = d_.C, TC = T * C;
-    Project(wr_, mix[2], T, r, threads);
-    Project(wk_, mix[0], T, k, threads);
-    Project(wv_, mix[1], T, v, threads);
+    ProjectRows(wr_, mix[2], T, nullptr, r, threads);
+    ProjectRows(wk_, mix[0], T, nullptr, k, threads);
+    ProjectRows(wv_, mix[1], T, nullptr, v, threads);
     ops::SigmoidInPlace(r, TC);
     for (size_t t = 0; t < T; ++t) {
       float* aa = rows.State(t) + 2 * C;
@@ -479,19 +467,19 @@ class RwkvBlock final : public Block {
     const bool v6 = d_.version == 6;
     // Mix order: v5 k, v, r, g; v6 w, k, v, r, g.
     const size_t ik = v6 ? 1 : 0, iv = v6 ? 2 : 1, ir = v6 ? 3 : 2, ig = v6 ? 4 : 3;
-    Project(wr_, mix[ir], T, r, threads);
-    Project(wk_, mix[ik], T, k, threads);
-    Project(wv_, mix[iv], T, v, threads);
+    ProjectRows(wr_, mix[ir], T, nullptr, r, threads);
+    ProjectRows(wk_, mix[ik], T, nullptr, k, threads);
+    ProjectRows(wv_, mix[iv], T, nullptr, v, threads);
     const bool gated = v6 || d_.minor == 2;
     if (gated) {
-      Project(wg_, mix[ig], T, g, threads);
+      ProjectRows(wg_, mix[ig], T, nullptr, g, threads);
       ops::SiLUInPlace(g, TC);
     }
     if (v6) {
       // w = exp(-exp(time_decay + tanh(xw W1) W2)).
-      Project(w1_, mix[0], T, lora, threads);
+      ProjectRows(w1_, mix[0], T, nullptr, lora, threads);
       ops::TanhInPlace(lora, T * d_.lora_decay);
-      Project(w2_, lora, T, w, threads);
+      ProjectRows(w2_, lora, T, nullptr, w, threads);
       AddToRows(w, T, C, w0_);
       ops::ExpInPlace(w, TC);
       for (size_t i = 0; i < TC; ++i) w[i] = -w[i];
@@ -517,37 +505,37 @@ class RwkvBlock final : public Block {
                 const Threads& threads) const {
     const size_t C = d_.C, TC = T * C, H = d_.H, N = d_.N;
     // mix: r, w, k, v, a, g.
-    Project(wr_, mix[0], T, r, threads);
+    ProjectRows(wr_, mix[0], T, nullptr, r, threads);
     // w = exp(-e^-0.5 sigmoid(w0 + tanh(xw W1) W2)).
-    Project(w1_, mix[1], T, lora, threads);
+    ProjectRows(w1_, mix[1], T, nullptr, lora, threads);
     ops::TanhInPlace(lora, T * d_.lora_decay);
-    Project(w2_, lora, T, w, threads);
+    ProjectRows(w2_, lora, T, nullptr, w, threads);
     AddToRows(w, T, C, w0_);
     ops::SigmoidInPlace(w, TC);
     const float inv_sqrt_e = static_cast<float>(std::exp(-0.5));
     for (size_t i = 0; i < TC; ++i) w[i] *= -inv_sqrt_e;
     ops::ExpInPlace(w, TC);
-    Project(wk_, mix[2], T, k, threads);
-    Project(wv_, mix[3], T, v, threads);
+    ProjectRows(wk_, mix[2], T, nullptr, k, threads);
+    ProjectRows(wv_, mix[3], T, nullptr, v, threads);
     if (d_.lora_v == 0) {
       std::memcpy(v_first, v, TC * sizeof(float));
     } else {
       // v += (v_first - v) sigmoid(v0 + (xv V1) V2); g is free until the gate.
-      Project(v1_, mix[3], T, lora, threads);
-      Project(v2_, lora, T, g, threads);
+      ProjectRows(v1_, mix[3], T, nullptr, lora, threads);
+      ProjectRows(v2_, lora, T, nullptr, g, threads);
       AddToRows(g, T, C, v0_);
       ops::SigmoidInPlace(g, TC);
       for (size_t i = 0; i < TC; ++i) v[i] += (v_first[i] - v[i]) * g[i];
     }
     // a = sigmoid(a0 + (xa A1) A2).
-    Project(a1_, mix[4], T, lora, threads);
-    Project(a2_, lora, T, a, threads);
+    ProjectRows(a1_, mix[4], T, nullptr, lora, threads);
+    ProjectRows(a2_, lora, T, nullptr, a, threads);
     AddToRows(a, T, C, a0_);
     ops::SigmoidInPlace(a, TC);
     // g = sigmoid(xg G1) G2.
-    Project(g1_, mix[5], T, lora, threads);
+    ProjectRows(g1_, mix[5], T, nullptr, lora, threads);
     ops::SigmoidInPlace(lora, T * d_.lora_g);
-    Project(g2_, lora, T, g, threads);
+    ProjectRows(g2_, lora, T, nullptr, g, threads);
     // kk = normalize(k k_k) per head (into b, then b = kk a and the kernel's a = -kk).
     for (size_t t = 0; t < T; ++t) {
       for (size_t h = 0; h < H; ++h) {
