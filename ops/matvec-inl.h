@@ -31,27 +31,23 @@ HWY_BEFORE_NAMESPACE();
 namespace recur::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Rows computed together. Four rows make four W streams plus x from L1, and 8 accumulators plus
-// temporaries fit even AVX2's 16 registers. For f32/f16/bf16, 8 rows measured the same on Zen 5
-// (the kernel waits on memory, not on the x loads that more rows would share); 2 rows lost
-// 5-10%.
-inline constexpr size_t kMatVecRows = 4;
+// Rows computed per call of a row kernel: the kernels read them one after the other and keep one
+// accumulator per row, whose lanes are summed together at the end (SumRowsOfLanes), so 8 rows
+// share one reduction. On targets with 16 vector registers the idle rows' accumulators may
+// live on the stack: each is written once per row, which costs nothing measurable.
+inline constexpr size_t kMatVecRows = 8;
 
-// How the W streams are prefetched. The hardware prefetchers alone left f16/bf16 and q8_0 (more
-// instructions per byte than f32, so fewer misses in flight) at 0.6-0.8 of the streaming read
-// bandwidth, and short rows worse. A group of rows is contiguous in memory, so while it is read
-// the kernel walks the *next* group sequentially with software prefetches, at the rate the
-// current group is consumed: one group (<= kGroupPrefetchMaxBytes) ahead. On Zen 5 this took
-// 3072 x 768 f16 from 0.75 to 0.85 of the read bandwidth, f32 from 0.82 to 0.95, and
-// 768 x 3072 q8_0 from 0.6 to 0.8. Groups up to 64 KiB measured the same as 16 or 32 KiB (L2
-// holds what L1 cannot).
-inline constexpr size_t kGroupPrefetchMaxBytes = 65536;
-// Longer groups (4 rows of more than 4096 f32 or 8192 f16 columns) prefetch each row
-// kPrefetchBytes ahead instead, where the next group would be too far off; 1-2 KiB measured
-// best for in-row prefetch, 4 KiB was worse. (The q8_0 kernel prefetches differently: see
-// kQ8AheadBytes. The same scheme measured 3-5% slower than this one for f32 on the rwkv7-0.1b
-// matrices, so the dense kernels keep theirs.)
-inline constexpr size_t kPrefetchBytes = 1536;
+// How W is read. A decode step is a sequence of matvecs over matrices far larger than the caches,
+// so the kernels are bound by how fast one core streams W from DRAM. Rows are contiguous, so
+// reading them one after the other makes W a single ascending stream, the pattern the hardware
+// prefetchers and DRAM serve best; on top, each step prefetches the line kStreamAheadBytes
+// further on (into later rows near a row's end). Reading a group of 4-8 rows side by side (one
+// x load shared by the rows) instead makes 4-8 streams a row apart; on Zen 5, with the read
+// bandwidth probed around each run, that measured 0.70-0.77 of it for 768 x 3072 f16, bf16 and
+// q8_0, against 0.85-0.93 read row by row, and rwkv7-0.1b decode went from 0.87 to 0.92 (f32)
+// and from 0.73 to 0.82 (q8_0) of the read bandwidth. Without the software prefetch a single
+// row stream measured 0.81 instead of 0.93 (q8_0); 4-24 KiB ahead measured alike, 2 KiB worse.
+inline constexpr size_t kStreamAheadBytes = 8192;
 
 // Prefetches the cache lines covering `bytes` bytes that a row stream at p will read `distance`
 // bytes from now. Prefetches past the end of W are harmless: they never fault.
@@ -148,56 +144,40 @@ HWY_INLINE void SumRowsOfLanes(DF df, hn::Vec<DF>* HWY_RESTRICT acc, float* HWY_
   }
 }
 
-// out[r] = W[r, :] . x for kRows consecutive rows of a dense weight matrix.
-// w: [kRows, cols] at row stride cols, x: [cols], out: [kRows].
+// out[r] = W[r, :] . x for kRows consecutive rows of a dense weight matrix, read one row after
+// the other, kStreamAheadBytes ahead prefetched. w: [kRows, cols] at row stride cols,
+// x: [cols] (from L1: reloaded per row), out: [kRows].
 template <size_t kRows, class Weights, class DF>
 HWY_INLINE void DotRowsDense(DF df, const typename Weights::T* HWY_RESTRICT w, size_t cols,
                              const float* HWY_RESTRICT x, float* HWY_RESTRICT out) {
   using V = hn::Vec<DF>;
-  const size_t N = hn::Lanes(df);
-  V acc0[kRows];
-  V acc1[kRows];
-  for (size_t r = 0; r < kRows; ++r) {
-    acc0[r] = hn::Zero(df);
-    acc1[r] = hn::Zero(df);
-  }
   using T = typename Weights::T;
-  const size_t group_bytes = kRows * cols * sizeof(T);
-  const bool prefetch_next_group = group_bytes <= kGroupPrefetchMaxBytes;
-  size_t i = 0;
-  if (cols >= 2 * N) {
-    for (; i <= cols - 2 * N; i += 2 * N) {
-      if (prefetch_next_group) {
-        PrefetchAhead(w, kRows * 2 * N * sizeof(T), group_bytes + i * kRows * sizeof(T));
-      }
-      const V x0 = hn::LoadU(df, x + i);
-      const V x1 = hn::LoadU(df, x + i + N);
-      for (size_t r = 0; r < kRows; ++r) {
-        if (!prefetch_next_group) {
-          PrefetchAhead(w + r * cols + i, 2 * N * sizeof(T), kPrefetchBytes);
-        }
-        acc0[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i), x0, acc0[r]);
-        acc1[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i + N), x1, acc1[r]);
-      }
-    }
-  }
-  if (i + N <= cols) {
-    const V x0 = hn::LoadU(df, x + i);
-    for (size_t r = 0; r < kRows; ++r) {
-      acc0[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i), x0, acc0[r]);
-    }
-    i += N;
-  }
-  if (i < cols) {
-    const size_t n = cols - i;
-    const V x0 = LoadTail(df, x + i, n);
-    for (size_t r = 0; r < kRows; ++r) {
-      acc1[r] = hn::MulAdd(Weights::LoadTail(df, w + r * cols + i, n), x0, acc1[r]);
-    }
-  }
+  const size_t N = hn::Lanes(df);
+  V acc[kRows];
   for (size_t r = 0; r < kRows; ++r) {
-    out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
+    const T* HWY_RESTRICT row = w + r * cols;
+    // Two accumulators per row: the FMA latency is not on the critical path.
+    V acc0 = hn::Zero(df);
+    V acc1 = hn::Zero(df);
+    size_t i = 0;
+    if (cols >= 2 * N) {
+      for (; i <= cols - 2 * N; i += 2 * N) {
+        PrefetchAhead(row + i, 2 * N * sizeof(T), kStreamAheadBytes);  // Past W: harmless.
+        acc0 = hn::MulAdd(Weights::Load(df, row + i), hn::LoadU(df, x + i), acc0);
+        acc1 = hn::MulAdd(Weights::Load(df, row + i + N), hn::LoadU(df, x + i + N), acc1);
+      }
+    }
+    if (i + N <= cols) {
+      acc0 = hn::MulAdd(Weights::Load(df, row + i), hn::LoadU(df, x + i), acc0);
+      i += N;
+    }
+    if (i < cols) {
+      const size_t n = cols - i;
+      acc1 = hn::MulAdd(Weights::LoadTail(df, row + i, n), LoadTail(df, x + i, n), acc1);
+    }
+    acc[r] = hn::Add(acc0, acc1);
   }
+  SumRowsOfLanes<kRows>(df, acc, out);
 }
 
 // Writes y[r] = sums[i] + bias[r] for the kRows rows starting at r.
@@ -252,13 +232,12 @@ HWY_INLINE void WidenQ8Scales(const ops::WeightView& w, size_t row, size_t b0, s
 
 // ------------------------------------------------------------------ q8_0 x int16
 
-// How far ahead the q8_0 kernel prefetches its quants, in bytes of its own reading order: at
-// each step a group of rows reads the next line of each row, and the kernel prefetches, for
-// each row, the line that row reads kQ8AheadBytes / rows later: further along the row or, near
-// its end, in the same row of a later group. Every line gets the same lead whatever the row
-// length. Walking the next group linearly instead (the dense kernels' scheme) gives a group's
-// last rows almost no lead, and a profile of the 65536 x 768 head showed the loads of rows 5-8
-// of each group waiting on memory; rows of 64 columns (RWKV-7's LoRA matrices, 512-byte
+// How far ahead the side-by-side q8_0 kernel (DotRowsQ8I16, for short rows) prefetches its quants,
+// in bytes of its own reading order: at each step a group of rows reads the next line of each
+// row, and the kernel prefetches, for each row, the line that row reads kQ8AheadBytes / rows
+// later: further along the row or, near its end, in the same row of a later group. Every line
+// gets the same lead whatever the row length. Walking the next group linearly instead gives a
+// group's last rows almost no lead; rows of 64 columns (RWKV-7's LoRA matrices, 512-byte
 // groups) got a few hundred bytes of lead. 6 KiB measured better than 3 or 12 KiB on Zen 5.
 inline constexpr size_t kQ8AheadBytes = 6144;
 
@@ -333,7 +312,7 @@ HWY_INLINE hn::Vec<hn::Rebind<float, hn::RepartitionToWide<D16>>> Q8BlockDotI16(
 // out[r] = W[r, cols c_begin + (0..n)] . x for kRows consecutive q8_0 rows starting at `row`, from
 // x quantized by QuantizeXToI16: xq: [n] int16, xs: [n / kQ8Block]; c_begin and n are multiples
 // of kQ8Block. Two blocks (one cache line of quants per row) are done per step, each into its
-// own accumulator, and the next group of rows is prefetched as the dense kernels do.
+// own accumulator; lines are prefetched kQ8AheadBytes ahead in the order the rows read them.
 template <size_t kRows, class D16>
 HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size_t c_begin,
                              size_t n, const int16_t* HWY_RESTRICT xq,
@@ -436,13 +415,102 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   SumRowsOfLanes<kRows>(df, acc0, out);
 }
 
+// out[r] = W[row + r, c_begin + (0..n)] . x for kRows consecutive q8_0 rows, read one row after
+// the other (see kStreamAheadBytes), from x quantized by QuantizeXToI16 as for DotRowsQ8I16.
+// Each row keeps two accumulators; the kRows sums are folded together at the end. With x in
+// column chunks (rows longer than kQ8XChunkCols) the prefetch runs into the rest of the row,
+// which a later chunk reads: wasted, not wrong.
+template <size_t kRows, class D16>
+HWY_INLINE void DotRowsQ8I16Seq(D16 d16, const ops::WeightView& w, size_t row, size_t c_begin,
+                                size_t n, const int16_t* HWY_RESTRICT xq,
+                                const float* HWY_RESTRICT xs, float* HWY_RESTRICT out) {
+  const hn::RepartitionToWide<D16> di32;
+  const hn::Rebind<float, decltype(di32)> df;
+  const hn::CappedTag<float, kQ8ScaleChunk> dfs;
+  using V = hn::Vec<decltype(df)>;
+  using V16 = hn::Vec<D16>;
+  const size_t N16 = hn::Lanes(d16);
+  const size_t NS = hn::Lanes(dfs);
+  constexpr size_t kMaxVecs = ops::kQ8Block;  // Vectors per block, at most (1 lane each).
+  const size_t vecs = ops::kQ8Block / N16;
+  const size_t cols = w.cols;
+  const size_t blocks = n / ops::kQ8Block;
+  const size_t row_scales = cols / ops::kQ8Block;
+  const size_t block_begin = c_begin / ops::kQ8Block;
+  const size_t scale_count = w.rows * row_scales;
+  const bool f32 = w.scale_type == ops::ScaleType::kF32;
+  constexpr size_t lead = kStreamAheadBytes;
+  if (c_begin == 0) {
+    // The scales of the rows `lead` bytes ahead, whole, so that a row never waits on them.
+    const size_t scale_bytes = f32 ? 4 : 2;
+    const size_t ahead = row + kRows + (cols == 0 ? 0 : lead / cols);
+    if (ahead < w.rows) {
+      const size_t rows_ahead = w.rows - ahead < kRows ? w.rows - ahead : kRows;
+      const uint8_t* p = static_cast<const uint8_t*>(w.scales) + ahead * row_scales * scale_bytes;
+      PrefetchAhead(p, rows_ahead * row_scales * scale_bytes, 0);
+    }
+  }
+  HWY_ALIGN float scales[kQ8ScaleChunk];
+  V acc[kRows];
+  for (size_t r = 0; r < kRows; ++r) {
+    const int8_t* HWY_RESTRICT q = static_cast<const int8_t*>(w.data) + (row + r) * cols + c_begin;
+    V acc0 = hn::Zero(df);
+    V acc1 = hn::Zero(df);
+    for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
+      const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
+      const size_t index = (row + r) * row_scales + block_begin + b0;
+      const float* f32_scales = static_cast<const float*>(w.scales) + index;
+      const uint16_t* f16_scales = static_cast<const uint16_t*>(w.scales) + index;
+      for (size_t i = 0; i < nb; i += NS) {
+        // As in DotRowsQ8I16: whole vectors wherever W's scales go on that far.
+        const size_t m = index + i + NS <= scale_count ? NS : nb - i;
+        const auto ws = m == NS ? (f32 ? hn::LoadU(dfs, f32_scales + i)
+                                       : LoadF16AsF32(dfs, f16_scales + i))
+                                : (f32 ? LoadTail(dfs, f32_scales + i, m)
+                                       : LoadTailF16AsF32(dfs, f16_scales + i, m));
+        hn::Store(hn::Mul(ws, hn::LoadU(dfs, xs + b0 + i)), dfs, scales + i);
+      }
+      size_t b = 0;
+      for (; b + 2 <= nb; b += 2) {
+        const size_t c0 = (b0 + b) * ops::kQ8Block;
+        PrefetchAhead(q + c0, 1, lead);  // Past W: harmless.
+        V16 xv0[kMaxVecs];
+        V16 xv1[kMaxVecs];
+        for (size_t j = 0; j < vecs; ++j) {
+          xv0[j] = hn::LoadU(d16, xq + c0 + j * N16);
+          xv1[j] = hn::LoadU(d16, xq + c0 + ops::kQ8Block + j * N16);
+        }
+        acc0 = hn::MulAdd(Q8BlockDotI16(d16, q + c0, xv0), hn::Set(df, scales[b]), acc0);
+        acc1 = hn::MulAdd(Q8BlockDotI16(d16, q + c0 + ops::kQ8Block, xv1),
+                          hn::Set(df, scales[b + 1]), acc1);
+      }
+      if (b < nb) {
+        const size_t c0 = (b0 + b) * ops::kQ8Block;
+        V16 xv0[kMaxVecs];
+        for (size_t j = 0; j < vecs; ++j) xv0[j] = hn::LoadU(d16, xq + c0 + j * N16);
+        acc0 = hn::MulAdd(Q8BlockDotI16(d16, q + c0, xv0), hn::Set(df, scales[b]), acc0);
+      }
+    }
+    acc[r] = hn::Add(acc0, acc1);
+  }
+  SumRowsOfLanes<kRows>(df, acc, out);
+}
+
+// Rows of at least this many columns are read one after the other (DotRowsQ8I16Seq); shorter ones
+// side by side (DotRowsQ8I16), where sharing the x loads and the scale set-up between rows
+// matters more than the stream: 8 rows of 64-256 columns span only 512-2048 contiguous bytes
+// anyway. Measured on Zen 5 from DRAM: 768 x 64 0.48 side by side against 0.29 row by row,
+// 768 x 128 0.75 against 0.53, 768 x 256 the same, 768 x 768 0.77 against 0.87.
+inline constexpr size_t kQ8SequentialMinCols = 256;
+
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
-// 16 vector registers: 4 rows x 2 accumulators + 4 x vectors + temporaries fill them.
+// Rows side by side in DotRowsQ8I16 (short rows). 16 vector registers: 4 rows x 2 accumulators
+// + 4 x vectors + temporaries fill them.
 inline constexpr size_t kQ8Rows = 4;
 #else
 // 32 vector registers: 8 rows. The widening makes q8_0 the most instruction-heavy type per
-// byte, and 8 independent rows per shared x load measured 10% faster than 4 on Zen 4/5 for
-// matrices streamed from DRAM.
+// byte, and 8 rows per shared x load measured 10% faster than 4 on Zen 4/5 (then for all rows;
+// now short rows only).
 inline constexpr size_t kQ8Rows = 8;
 #endif
 
@@ -487,7 +555,7 @@ HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RES
   const hn::CappedTag<int16_t, ops::kQ8Block> d16;
   HWY_ALIGN int16_t xq[kQ8XChunkCols];
   float xs[kQ8XChunkCols / ops::kQ8Block];
-  float sums[kQ8Rows];
+  float sums[kQ8Rows > kMatVecRows ? kQ8Rows : kMatVecRows];
   const size_t cols = w.cols;
   for (size_t c = 0; c < cols || c == 0; c += kQ8XChunkCols) {
     const size_t n = cols - c < kQ8XChunkCols ? cols - c : kQ8XChunkCols;
@@ -496,6 +564,17 @@ HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RES
     }
     const bool first = c == 0;
     size_t r = row_begin;
+    if (cols >= kQ8SequentialMinCols) {
+      for (; r + kMatVecRows <= row_end; r += kMatVecRows) {
+        DotRowsQ8I16Seq<kMatVecRows>(d16, w, r, c, n, xq, xs, sums);
+        StoreOrAddRows<kMatVecRows>(sums, bias, r, first, y);
+      }
+      if (kMatVecRows > 4 && r + 4 <= row_end) {
+        DotRowsQ8I16Seq<4>(d16, w, r, c, n, xq, xs, sums);
+        StoreOrAddRows<4>(sums, bias, r, first, y);
+        r += 4;
+      }
+    }
     for (; r + kQ8Rows <= row_end; r += kQ8Rows) {
       DotRowsQ8I16<kQ8Rows>(d16, w, r, c, n, xq, xs, sums);
       StoreOrAddRows<kQ8Rows>(sums, bias, r, first, y);
