@@ -499,9 +499,11 @@ HWY_INLINE void DotRowsQ8I16Seq(D16 d16, const ops::WeightView& w, size_t row, s
 // Rows of at least this many columns are read one after the other (DotRowsQ8I16Seq); shorter ones
 // side by side (DotRowsQ8I16), where sharing the x loads and the scale set-up between rows
 // matters more than the stream: 8 rows of 64-256 columns span only 512-2048 contiguous bytes
-// anyway. Measured on Zen 5 from DRAM: 768 x 64 0.48 side by side against 0.29 row by row,
-// 768 x 128 0.75 against 0.53, 768 x 256 the same, 768 x 768 0.77 against 0.87.
-inline constexpr size_t kQ8SequentialMinCols = 256;
+// anyway. Measured on Zen 5 from DRAM, side by side against row by row: 768 x 64 0.48 / 0.29
+// of the read bandwidth, 768 x 128 0.75 / 0.53, 768 x 256 0.75 / 0.73, 768 x 768 0.77 / 0.87.
+// Reading row by row reloads x for every row, which costs where W is in cache: the tiny RWKV
+// models (64-256 wide) decoded 7% slower with 256-column rows read row by row.
+inline constexpr size_t kQ8SequentialMinCols = 512;
 
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
 // Rows side by side in DotRowsQ8I16 (short rows). 16 vector registers: 4 rows x 2 accumulators

@@ -103,9 +103,9 @@ void CheckAllShapes(WeightType type, ScaleType scale_type, const std::vector<siz
 
 const std::vector<size_t> kDenseCols = {0,  1,  2,  3,  4,  5,  7,  8,   9,   15,   16,  17,
                                         31, 32, 33, 47, 63, 64, 65, 100, 257, 1000, 1031};
-// Rows of fewer than 256 columns take the side-by-side q8_0 kernel, longer ones the row-by-row
+// Rows of fewer than 512 columns take the side-by-side q8_0 kernel, longer ones the row-by-row
 // one (kQ8SequentialMinCols).
-const std::vector<size_t> kQ8Cols = {0, 32, 64, 96, 224, 256, 320, 1024, 1056};
+const std::vector<size_t> kQ8Cols = {0, 32, 64, 96, 320, 480, 512, 544, 1024, 1056};
 
 // Runs body once per compiled and supported Highway target, with dispatch pinned to it.
 template <class F>
