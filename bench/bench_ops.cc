@@ -129,7 +129,7 @@ struct Shape {
 const ops::WeightType kTypes[] = {ops::WeightType::kF32, ops::WeightType::kF16,
                                   ops::WeightType::kBF16, ops::WeightType::kQ8_0};
 
-// MatVec rows per ParallelFor chunk: 16 keeps the 4-row groups whole and splits even the
+// MatVec rows per ParallelFor chunk: 16 keeps the 8-row groups whole and splits even the
 // smallest benchmarked matrix (768 rows) evenly over 2 threads.
 constexpr size_t kMatVecGrain = 16;
 // MatMul rows per chunk: 192 is a whole number of micro-panels for 16-lane AVX-512 (48 rows)

@@ -34,7 +34,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 // Rows computed per call of a row kernel: the kernels read them one after the other and keep one
 // accumulator per row, whose lanes are summed together at the end (SumRowsOfLanes), so 8 rows
 // share one reduction. On targets with 16 vector registers the idle rows' accumulators may
-// live on the stack: each is written once per row, which costs nothing measurable.
+// live on the stack: each is written once per row, which costs little.
 inline constexpr size_t kMatVecRows = 8;
 
 // How W is read. A decode step is a sequence of matvecs over matrices far larger than the caches,
@@ -44,9 +44,10 @@ inline constexpr size_t kMatVecRows = 8;
 // further on (into later rows near a row's end). Reading a group of 4-8 rows side by side (one
 // x load shared by the rows) instead makes 4-8 streams a row apart; on Zen 5, with the read
 // bandwidth probed around each run, that measured 0.70-0.77 of it for 768 x 3072 f16, bf16 and
-// q8_0, against 0.85-0.93 read row by row, and rwkv7-0.1b decode went from 0.87 to 0.92 (f32)
-// and from 0.73 to 0.82 (q8_0) of the read bandwidth. Without the software prefetch a single
-// row stream measured 0.81 instead of 0.93 (q8_0); 4-24 KiB ahead measured alike, 2 KiB worse.
+// q8_0, against 0.85-0.93 read row by row, and rwkv7-0.1b decode went from 0.84-0.88 to
+// 0.89-0.92 (f32) and from 0.69-0.74 to 0.83-0.91 (q8_0) of the read bandwidth. Without the
+// software prefetch a single row stream measured 0.81 instead of 0.93 (q8_0); 3-24 KiB ahead
+// measured alike for q8_0, and 2 KiB worse than 4-8 KiB for f32 and f16 (docs/kernels.md).
 inline constexpr size_t kStreamAheadBytes = 8192;
 
 // Prefetches the cache lines covering `bytes` bytes that a row stream at p will read `distance`
@@ -127,11 +128,16 @@ HWY_INLINE void FoldRows(DF df, hn::Vec<DF>* HWY_RESTRICT acc) {
 // went from 12 to 19 GB/s, 768 x 32 from 7 to 10. (The dense kernels' rows are long; for
 // them it measured no better than SumOfLanes per row.) The matvec targets have vectors of a
 // fixed size (SVE compiles the NEON code), so MaxLanes is the lane count.
+//
+// Every row's lanes are added in the same tree (adjacent pairs, then adjacent pairs of those...)
+// whatever kRows is, a single row included, so a row's sum does not depend on which rows it was
+// grouped with: MatVec gives the same bits for any row range and either MatVecSource, which
+// batched decoding relies on.
 template <size_t kRows, class DF>
 HWY_INLINE void SumRowsOfLanes(DF df, hn::Vec<DF>* HWY_RESTRICT acc, float* HWY_RESTRICT out) {
   constexpr size_t N = hn::MaxLanes(df);
-  if constexpr (kRows == 1 || N == 1) {
-    for (size_t r = 0; r < kRows; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
+  if constexpr (N == 1) {
+    for (size_t r = 0; r < kRows; ++r) out[r] = hn::GetLane(acc[r]);
   } else {
     FoldRows<kRows, N>(df, acc);
     if constexpr (N >= kRows) {  // One vector, the rows in its first lanes.
@@ -180,6 +186,60 @@ HWY_INLINE void DotRowsDense(DF df, const typename Weights::T* HWY_RESTRICT w, s
   SumRowsOfLanes<kRows>(df, acc, out);
 }
 
+// Rows read side by side by the kernels for W in cache (MatVecSource::kCache): four rows share
+// each load of x, and 8 accumulators plus temporaries fit even AVX2's 16 registers.
+inline constexpr size_t kCachedRows = 4;
+
+// DotRowsDense for W in cache: the same sums, bit for bit (each row accumulates in the same order
+// and SumRowsOfLanes reduces every row with the same tree), from kRows rows read side by
+// side, so that one load of x serves them all. With W in L2 this reads f16/bf16 at 118 GB/s on
+// Zen 5 where row by row reads 90 (the x loads bound a cached matvec). Batched decoding
+// (BatchMatVec) reads W this way: each block from L2, where it was prefetched, then from L1 for
+// the other vectors. The next group of rows is prefetched (into L1) at the rate this one is
+// read: without it, mamba-130m batches of 8 and 16 streams decoded 15-20% slower.
+template <size_t kRows, class Weights, class DF>
+HWY_INLINE void DotRowsDenseCached(DF df, const typename Weights::T* HWY_RESTRICT w, size_t cols,
+                                   const float* HWY_RESTRICT x, float* HWY_RESTRICT out) {
+  using V = hn::Vec<DF>;
+  const size_t N = hn::Lanes(df);
+  V acc0[kRows];
+  V acc1[kRows];
+  for (size_t r = 0; r < kRows; ++r) {
+    acc0[r] = hn::Zero(df);
+    acc1[r] = hn::Zero(df);
+  }
+  using T = typename Weights::T;
+  const size_t group_bytes = kRows * cols * sizeof(T);
+  size_t i = 0;
+  if (cols >= 2 * N) {
+    for (; i <= cols - 2 * N; i += 2 * N) {
+      PrefetchAhead(w, kRows * 2 * N * sizeof(T), group_bytes + i * kRows * sizeof(T));
+      const V x0 = hn::LoadU(df, x + i);
+      const V x1 = hn::LoadU(df, x + i + N);
+      for (size_t r = 0; r < kRows; ++r) {
+        acc0[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i), x0, acc0[r]);
+        acc1[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i + N), x1, acc1[r]);
+      }
+    }
+  }
+  if (i + N <= cols) {
+    const V x0 = hn::LoadU(df, x + i);
+    for (size_t r = 0; r < kRows; ++r) {
+      acc0[r] = hn::MulAdd(Weights::Load(df, w + r * cols + i), x0, acc0[r]);
+    }
+    i += N;
+  }
+  if (i < cols) {
+    const size_t n = cols - i;
+    const V x0 = LoadTail(df, x + i, n);
+    for (size_t r = 0; r < kRows; ++r) {
+      acc1[r] = hn::MulAdd(Weights::LoadTail(df, w + r * cols + i, n), x0, acc1[r]);
+    }
+  }
+  for (size_t r = 0; r < kRows; ++r) acc0[r] = hn::Add(acc0[r], acc1[r]);
+  SumRowsOfLanes<kRows>(df, acc0, out);
+}
+
 // Writes y[r] = sums[i] + bias[r] for the kRows rows starting at r.
 // sums: [kRows], bias: [rows] or null, y: [rows].
 template <size_t kRows>
@@ -188,21 +248,28 @@ HWY_INLINE void StoreRows(const float* HWY_RESTRICT sums, const float* HWY_RESTR
   for (size_t i = 0; i < kRows; ++i) y[r + i] = sums[i] + (bias != nullptr ? bias[r + i] : 0.0f);
 }
 
-// w: [rows, cols] dense, x: [cols], bias: [rows] or null, y: [rows].
-template <class Weights, size_t kRows = kMatVecRows>
+// w: [rows, cols] dense, x: [cols], bias: [rows] or null, y: [rows]. cached: W is in cache
+// (MatVecSource::kCache).
+template <class Weights>
 HWY_NOINLINE void MatVecDense(const ops::WeightView& w, const float* HWY_RESTRICT x,
                               const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
-                              size_t row_begin, size_t row_end) {
+                              size_t row_begin, size_t row_end, bool cached) {
   const hn::ScalableTag<float> df;
   const auto* data = static_cast<const typename Weights::T*>(w.data);
   const size_t cols = w.cols;
-  float sums[kRows];
+  float sums[kMatVecRows];
   size_t r = row_begin;
-  for (; r + kRows <= row_end; r += kRows) {
-    DotRowsDense<kRows, Weights>(df, data + r * cols, cols, x, sums);
-    StoreRows<kRows>(sums, bias, r, y);
+  if (cached) {
+    for (; r + kCachedRows <= row_end; r += kCachedRows) {
+      DotRowsDenseCached<kCachedRows, Weights>(df, data + r * cols, cols, x, sums);
+      StoreRows<kCachedRows>(sums, bias, r, y);
+    }
   }
-  if (kRows > 4 && r + 4 <= row_end) {
+  for (; r + kMatVecRows <= row_end; r += kMatVecRows) {
+    DotRowsDense<kMatVecRows, Weights>(df, data + r * cols, cols, x, sums);
+    StoreRows<kMatVecRows>(sums, bias, r, y);
+  }
+  if (kMatVecRows > 4 && r + 4 <= row_end) {
     DotRowsDense<4, Weights>(df, data + r * cols, cols, x, sums);
     StoreRows<4>(sums, bias, r, y);
     r += 4;
@@ -550,10 +617,12 @@ HWY_INLINE void StoreOrAddRows(const float* HWY_RESTRICT sums, const float* HWY_
   for (size_t i = 0; i < kRows; ++i) y[r + i] += sums[i];
 }
 
-// w: [rows, cols] q8_0, x: [cols], bias: [rows] or null, y: [rows].
+// w: [rows, cols] q8_0, x: [cols], bias: [rows] or null, y: [rows]. cached: W is in cache
+// (MatVecSource::kCache): rows side by side at any length. Both kernels accumulate each row in
+// the same order and reduce it with the same tree, so the results are the same bits.
 HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RESTRICT x,
                                   const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
-                                  size_t row_begin, size_t row_end) {
+                                  size_t row_begin, size_t row_end, bool cached) {
   const hn::CappedTag<int16_t, ops::kQ8Block> d16;
   HWY_ALIGN int16_t xq[kQ8XChunkCols];
   float xs[kQ8XChunkCols / ops::kQ8Block];
@@ -566,7 +635,7 @@ HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RES
     }
     const bool first = c == 0;
     size_t r = row_begin;
-    if (cols >= kQ8SequentialMinCols) {
+    if (!cached && cols >= kQ8SequentialMinCols) {
       for (; r + kMatVecRows <= row_end; r += kMatVecRows) {
         DotRowsQ8I16Seq<kMatVecRows>(d16, w, r, c, n, xq, xs, sums);
         StoreOrAddRows<kMatVecRows>(sums, bias, r, first, y);
@@ -597,18 +666,19 @@ HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RES
 // ------------------------------------------------------------------ entry point
 
 // w: [rows, cols], x: [cols], bias: [rows] or null, y: [rows]; rows [row_begin, row_end).
+// cached: W is in cache (MatVecSource::kCache).
 inline void MatVecImpl(const ops::WeightView& w, const float* HWY_RESTRICT x,
                        const float* HWY_RESTRICT bias, float* HWY_RESTRICT y, size_t row_begin,
-                       size_t row_end) {
+                       size_t row_end, bool cached = false) {
   switch (w.type) {
     case ops::WeightType::kF32:
-      return MatVecDense<F32Weights>(w, x, bias, y, row_begin, row_end);
+      return MatVecDense<F32Weights>(w, x, bias, y, row_begin, row_end, cached);
     case ops::WeightType::kF16:
-      return MatVecDense<F16Weights>(w, x, bias, y, row_begin, row_end);
+      return MatVecDense<F16Weights>(w, x, bias, y, row_begin, row_end, cached);
     case ops::WeightType::kBF16:
-      return MatVecDense<BF16Weights>(w, x, bias, y, row_begin, row_end);
+      return MatVecDense<BF16Weights>(w, x, bias, y, row_begin, row_end, cached);
     case ops::WeightType::kQ8_0:
-      return MatVecQ8(w, x, bias, y, row_begin, row_end);
+      return MatVecQ8(w, x, bias, y, row_begin, row_end, cached);
   }
 }
 

@@ -34,8 +34,8 @@ using testing::TestMatrix;
 // about sum / cols (>= 6e-5 of it for cols <= 16K).
 constexpr double kRelTol = 1e-5;
 
-// Runs MatVec over [row_begin, row_end) and checks it against the reference; entries outside
-// the range must keep their sentinel.
+// Runs MatVec over [row_begin, row_end) and checks it against the reference, and that reading W
+// as if in cache gives the same bits; entries outside the range must keep their sentinel.
 void CheckMatVec(const TestMatrix& m, const float* x, const float* bias, size_t row_begin,
                  size_t row_end) {
   const WeightView& w = m.view;
@@ -44,6 +44,11 @@ void CheckMatVec(const TestMatrix& m, const float* x, const float* bias, size_t 
   std::vector<float> expected(w.rows, kSentinel);
   MatVec(w, x, bias, y.data(), row_begin, row_end);
   ref::MatVec(w, x, bias, expected.data(), row_begin, row_end);
+  // W in cache is read in another order (rows side by side) and must give the same bits:
+  // batched decoding mixes the two and promises the same result as separate steps.
+  std::vector<float> y_cached(w.rows, kSentinel);
+  MatVec(w, x, bias, y_cached.data(), row_begin, row_end, MatVecSource::kCache);
+  CHECK(std::memcmp(y.data(), y_cached.data(), y.size() * sizeof(float)) == 0);
   double worst = 0.0;  // Largest error / tolerance seen.
   for (size_t r = 0; r < w.rows; ++r) {
     if (r < row_begin || r >= row_end) {
