@@ -376,6 +376,43 @@ HWY_INLINE hn::Vec<hn::Rebind<float, hn::RepartitionToWide<D16>>> Q8BlockDotI16(
   return hn::ConvertTo(df, hn::RearrangeToOddPlusEven(sum0, sum1));
 }
 
+// Prefetches the scales of rows [first, first + count) of W (those that exist). The scales live
+// apart from the quants, and a miss on them stalls the start of a row: the row kernels fetch a
+// later group's scales whole when a group starts.
+HWY_INLINE void PrefetchQ8Scales(const ops::WeightView& w, size_t first, size_t count) {
+  if (first >= w.rows) return;
+  const size_t scale_bytes = w.scale_type == ops::ScaleType::kF16 ? 2 : 4;
+  const size_t row_bytes = w.cols / ops::kQ8Block * scale_bytes;
+  const size_t rows = w.rows - first < count ? w.rows - first : count;
+  PrefetchAhead(static_cast<const uint8_t*>(w.scales) + first * row_bytes, rows * row_bytes, 0);
+}
+
+// out[i] = W's scale of block block_begin + b0 + i of row `row`, times xs[b0 + i] (x's block
+// scale): one multiplier per block, for i < nb <= kQ8ScaleChunk. out: [kQ8ScaleChunk].
+template <class DFS>
+HWY_INLINE void StageQ8Scales(DFS dfs, const ops::WeightView& w, size_t row, size_t block_begin,
+                              size_t b0, size_t nb, const float* HWY_RESTRICT xs,
+                              float* HWY_RESTRICT out) {
+  const size_t NS = hn::Lanes(dfs);
+  const size_t row_scales = w.cols / ops::kQ8Block;
+  const size_t scale_count = w.rows * row_scales;
+  const size_t index = row * row_scales + block_begin + b0;
+  const float* f32_scales = static_cast<const float*>(w.scales) + index;
+  const uint16_t* f16_scales = static_cast<const uint16_t*>(w.scales) + index;
+  const bool f32 = w.scale_type == ops::ScaleType::kF32;
+  for (size_t i = 0; i < nb; i += NS) {
+    // A whole vector of scales wherever W's scales go on that far (lanes past the row's blocks
+    // are never used): a partial load goes through the stack, and in a profile of 768-column
+    // matvecs a tenth of the time waited on that store. xs is padded likewise.
+    const size_t m = index + i + NS <= scale_count ? NS : nb - i;
+    const auto ws = m == NS ? (f32 ? hn::LoadU(dfs, f32_scales + i)
+                                   : LoadF16AsF32(dfs, f16_scales + i))
+                            : (f32 ? LoadTail(dfs, f32_scales + i, m)
+                                   : LoadTailF16AsF32(dfs, f16_scales + i, m));
+    hn::Store(hn::Mul(ws, hn::LoadU(dfs, xs + b0 + i)), dfs, out + i);
+  }
+}
+
 // out[r] = W[r, cols c_begin + (0..n)] . x for kRows consecutive q8_0 rows starting at `row`, from
 // x quantized by QuantizeXToI16: xq: [n] int16, xs: [n / kQ8Block]; c_begin and n are multiples
 // of kQ8Block. Two blocks (one cache line of quants per row) are done per step, each into its
@@ -390,16 +427,13 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   using V = hn::Vec<decltype(df)>;
   using V16 = hn::Vec<D16>;
   const size_t N16 = hn::Lanes(d16);
-  const size_t NS = hn::Lanes(dfs);
   constexpr size_t kMaxVecs = ops::kQ8Block;  // Vectors per block, at most (1 lane each).
   const size_t vecs = ops::kQ8Block / N16;
   const size_t cols = w.cols;
   const size_t blocks = n / ops::kQ8Block;
-  const size_t row_scales = cols / ops::kQ8Block;
   const int8_t* HWY_RESTRICT row0 = static_cast<const int8_t*>(w.data) + row * cols;
   const int8_t* HWY_RESTRICT q = row0 + c_begin;
   const size_t block_begin = c_begin / ops::kQ8Block;
-  const size_t scale_count = w.rows * row_scales;
   HWY_ALIGN float scales[kRows][kQ8ScaleChunk];
   V acc0[kRows];
   V acc1[kRows];
@@ -413,36 +447,13 @@ HWY_INLINE void DotRowsQ8I16(D16 d16, const ops::WeightView& w, size_t row, size
   size_t pf_groups = cols == 0 ? 0 : (c_begin + lead) / cols;
   size_t pf_col = cols == 0 ? 0 : (c_begin + lead) % cols;
   if (c_begin == 0) {
-    // The scales live apart from the quants, and a miss on them stalls the start of a group:
-    // all the scales of the group after the one the quants are prefetched from, while this one
-    // starts.
-    const size_t scale_bytes = w.scale_type == ops::ScaleType::kF16 ? 2 : 4;
-    const size_t ahead = row + (cols == 0 ? 1 : 1 + (lead + cols - 1) / cols) * kRows;
-    if (ahead < w.rows) {
-      const size_t rows_ahead = w.rows - ahead < kRows ? w.rows - ahead : kRows;
-      const uint8_t* p = static_cast<const uint8_t*>(w.scales) + ahead * row_scales * scale_bytes;
-      PrefetchAhead(p, rows_ahead * row_scales * scale_bytes, 0);
-    }
+    // The scales of the group after the one the quants are prefetched from.
+    PrefetchQ8Scales(w, row + (cols == 0 ? 1 : 1 + (lead + cols - 1) / cols) * kRows, kRows);
   }
   for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
     const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
     for (size_t r = 0; r < kRows; ++r) {
-      // The weight scale times x's block scale: one multiplier per block and row.
-      const size_t index = (row + r) * row_scales + block_begin + b0;
-      const float* f32_scales = static_cast<const float*>(w.scales) + index;
-      const uint16_t* f16_scales = static_cast<const uint16_t*>(w.scales) + index;
-      const bool f32 = w.scale_type == ops::ScaleType::kF32;
-      for (size_t i = 0; i < nb; i += NS) {
-        // A whole vector of scales wherever W's scales go on that far (lanes past the row's
-        // blocks are never used): a partial load goes through the stack, and in a profile of
-        // 768-column matvecs a tenth of the time waited on that store. xs is padded likewise.
-        const size_t m = index + i + NS <= scale_count ? NS : nb - i;
-        const auto ws = m == NS ? (f32 ? hn::LoadU(dfs, f32_scales + i)
-                                       : LoadF16AsF32(dfs, f16_scales + i))
-                                : (f32 ? LoadTail(dfs, f32_scales + i, m)
-                                       : LoadTailF16AsF32(dfs, f16_scales + i, m));
-        hn::Store(hn::Mul(ws, hn::LoadU(dfs, xs + b0 + i)), dfs, scales[r] + i);
-      }
+      StageQ8Scales(dfs, w, row + r, block_begin, b0, nb, xs, scales[r]);
     }
     size_t b = 0;
     for (; b + 2 <= nb; b += 2) {
@@ -497,25 +508,15 @@ HWY_INLINE void DotRowsQ8I16Seq(D16 d16, const ops::WeightView& w, size_t row, s
   using V = hn::Vec<decltype(df)>;
   using V16 = hn::Vec<D16>;
   const size_t N16 = hn::Lanes(d16);
-  const size_t NS = hn::Lanes(dfs);
   constexpr size_t kMaxVecs = ops::kQ8Block;  // Vectors per block, at most (1 lane each).
   const size_t vecs = ops::kQ8Block / N16;
   const size_t cols = w.cols;
   const size_t blocks = n / ops::kQ8Block;
-  const size_t row_scales = cols / ops::kQ8Block;
   const size_t block_begin = c_begin / ops::kQ8Block;
-  const size_t scale_count = w.rows * row_scales;
-  const bool f32 = w.scale_type == ops::ScaleType::kF32;
   constexpr size_t lead = kStreamAheadBytes;
   if (c_begin == 0) {
     // The scales of the rows `lead` bytes ahead, whole, so that a row never waits on them.
-    const size_t scale_bytes = f32 ? 4 : 2;
-    const size_t ahead = row + kRows + (cols == 0 ? 0 : lead / cols);
-    if (ahead < w.rows) {
-      const size_t rows_ahead = w.rows - ahead < kRows ? w.rows - ahead : kRows;
-      const uint8_t* p = static_cast<const uint8_t*>(w.scales) + ahead * row_scales * scale_bytes;
-      PrefetchAhead(p, rows_ahead * row_scales * scale_bytes, 0);
-    }
+    PrefetchQ8Scales(w, row + kRows + (cols == 0 ? 0 : lead / cols), kRows);
   }
   HWY_ALIGN float scales[kQ8ScaleChunk];
   V acc[kRows];
@@ -525,18 +526,7 @@ HWY_INLINE void DotRowsQ8I16Seq(D16 d16, const ops::WeightView& w, size_t row, s
     V acc1 = hn::Zero(df);
     for (size_t b0 = 0; b0 < blocks; b0 += kQ8ScaleChunk) {
       const size_t nb = blocks - b0 < kQ8ScaleChunk ? blocks - b0 : kQ8ScaleChunk;
-      const size_t index = (row + r) * row_scales + block_begin + b0;
-      const float* f32_scales = static_cast<const float*>(w.scales) + index;
-      const uint16_t* f16_scales = static_cast<const uint16_t*>(w.scales) + index;
-      for (size_t i = 0; i < nb; i += NS) {
-        // As in DotRowsQ8I16: whole vectors wherever W's scales go on that far.
-        const size_t m = index + i + NS <= scale_count ? NS : nb - i;
-        const auto ws = m == NS ? (f32 ? hn::LoadU(dfs, f32_scales + i)
-                                       : LoadF16AsF32(dfs, f16_scales + i))
-                                : (f32 ? LoadTail(dfs, f32_scales + i, m)
-                                       : LoadTailF16AsF32(dfs, f16_scales + i, m));
-        hn::Store(hn::Mul(ws, hn::LoadU(dfs, xs + b0 + i)), dfs, scales + i);
-      }
+      StageQ8Scales(dfs, w, row + r, block_begin, b0, nb, xs, scales);
       size_t b = 0;
       for (; b + 2 <= nb; b += 2) {
         const size_t c0 = (b0 + b) * ops::kQ8Block;
