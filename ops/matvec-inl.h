@@ -193,9 +193,9 @@ inline constexpr size_t kCachedRows = 4;
 // DotRowsDense for W in cache: the same sums, bit for bit (each row accumulates in the same order
 // and SumRowsOfLanes reduces every row with the same tree), from kRows rows read side by
 // side, so that one load of x serves them all. With W in L2 this reads f16/bf16 at 118 GB/s on
-// Zen 5 where row by row reads 90 (the x loads bound a cached matvec). Batched decoding
-// (BatchMatVec) reads W this way: each block from L2, where it was prefetched, then from L1 for
-// the other vectors. The next group of rows is prefetched (into L1) at the rate this one is
+// Zen 5 where row by row reads 90 (the x loads bound a cached matvec). Batched decoding reads W
+// this way: each block of rows from L2, where the caller prefetched it, then from L1 for the
+// other vectors. The next group of rows is prefetched (into L1) at the rate this one is
 // read: without it, mamba-130m batches of 8 and 16 streams decoded 15-20% slower.
 template <size_t kRows, class Weights, class DF>
 HWY_INLINE void DotRowsDenseCached(DF df, const typename Weights::T* HWY_RESTRICT w, size_t cols,

@@ -19,9 +19,9 @@ namespace recur::ops {
 //
 // source says where W is, which decides the order the kernel reads rows in; the result is the
 // same bits either way. kMemory (decode: W streams from DRAM): one row after the other, so W is
-// one ascending stream. kCache (the caller has just read these rows, as BatchMatVec has for every
-// vector after the first): rows side by side, sharing each load of x, which is what bounds a
-// matvec from cache.
+// one ascending stream. kCache (the caller has just read these rows, as a batched decode has for
+// every vector after the first): rows side by side, sharing each load of x, which is what bounds
+// a matvec from cache.
 enum class MatVecSource { kMemory, kCache };
 void MatVec(const WeightView& w, const float* x, const float* bias, float* y, size_t row_begin,
             size_t row_end, MatVecSource source = MatVecSource::kMemory);

@@ -283,7 +283,6 @@ class RwkvBlock final : public Block {
   }
 
  private:
-
   // Where each row's state lives: rows are consecutive tokens of one stream (states[0]), or, in
   // a batch, row t is the next token of stream t (states[t]).
   struct Rows {
