@@ -1,10 +1,11 @@
 // Per-target matrix-vector kernels behind ops/matvec.h.
 //
 // Decode-time matvec is bound by memory bandwidth: every weight is read once and used once. The
-// kernels therefore aim to keep many cache misses in flight and the core's work per byte small:
-// a group of rows shares each load of x (which stays in L1), each row is streamed with software
-// prefetch ahead of the hardware prefetchers, each row has two independent accumulators so FMA
-// latency never limits an in-cache matrix, and the horizontal sums happen once per row.
+// kernels therefore aim to keep W one ascending stream with enough cache misses in flight and the
+// core's work per byte small: rows are read one after the other (x stays in L1), with software
+// prefetch ahead of the hardware prefetchers where it measured faster, each row has two
+// independent accumulators so FMA latency never limits an in-cache matrix, and the horizontal
+// sums of 8 rows happen together.
 //
 // Included once per Highway target (toggle guard below); other per-target code may call
 // MatVecImpl directly without a second dispatch.
@@ -25,6 +26,7 @@
 #include "hwy/highway.h"
 #include "ops/convert-inl.h"
 #include "ops/convert.h"
+#include "ops/matvec.h"
 #include "ops/types.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -40,9 +42,10 @@ inline constexpr size_t kMatVecRows = 8;
 // How W is read. A decode step is a sequence of matvecs over matrices far larger than the caches,
 // so the kernels are bound by how fast one core streams W from DRAM. Rows are contiguous, so
 // reading them one after the other makes W a single ascending stream, the pattern the hardware
-// prefetchers and DRAM serve best; on top, each step prefetches the line kStreamAheadBytes
-// further on (into later rows near a row's end). Reading a group of 4-8 rows side by side (one
-// x load shared by the rows) instead makes 4-8 streams a row apart; on Zen 5, with the read
+// prefetchers and DRAM serve best; on top, each step of the f16, bf16 and q8_0 kernels prefetches
+// the line kStreamAheadBytes further on (into later rows near a row's end; f32 rows do better
+// without it, see F32Weights). Reading a group of 4-8 rows side by side (one x load shared by the
+// rows) instead makes 4-8 streams a row apart; on Zen 5, with the read
 // bandwidth probed around each run, that measured 0.70-0.77 of it for 768 x 3072 f16, bf16 and
 // q8_0, against 0.85-0.93 read row by row, and rwkv7-0.1b decode went from 0.84-0.88 to
 // 0.89-0.92 (f32) and from 0.69-0.74 to 0.83-0.91 (q8_0) of the read bandwidth. Without the
@@ -61,9 +64,21 @@ HWY_INLINE void PrefetchAhead(const void* p, size_t bytes, size_t distance) {
   }
 }
 
-// How each dense weight type is loaded as f32 vectors.
+// How each dense weight type is loaded as f32 vectors, and whether its rows take the software
+// prefetch when one core streams W alone (kPrefetchAlone; MatVecSource::kMemory). f32 does not:
+// one f32 line is four FMAs, so the core issues loads as fast as the hardware prefetchers bring
+// lines in, and prefetching as well only disturbs them. On Zen 5, one core streaming f32 rows of
+// 768 or 3072 columns measured 40-41 GB/s without it (the bandwidth probe's rate) and 37-39 GB/s
+// with it (every line or one in 2, 8 or 64; 4 or 8 KiB ahead; into L1 or L2); rwkv7-0.1b f32
+// decode went from 0.87-0.88 of the read bandwidth to 0.92-0.94 without it, mamba-130m f32 from
+// 0.87 to 0.92 (interleaved runs). When the other cores stream too (kMemoryShared: a matvec split
+// over threads) memory answers more slowly and the prefetch pays again: rwkv7-0.1b f32 on 2
+// threads read 0.95 of the bandwidth with it and 0.88 without. f16 and bf16 convert each line to
+// 32 lanes before the FMAs, and even alone measured 0.82-0.85 of the bandwidth without the
+// prefetch against 0.87-0.92 with it (768 x 3072 and 65536 x 768).
 struct F32Weights {
   using T = float;
+  static constexpr bool kPrefetchAlone = false;
   template <class DF>
   static HWY_INLINE hn::Vec<DF> Load(DF df, const T* HWY_RESTRICT p) {
     return hn::LoadU(df, p);
@@ -76,6 +91,7 @@ struct F32Weights {
 
 struct F16Weights {
   using T = uint16_t;
+  static constexpr bool kPrefetchAlone = true;
   template <class DF>
   static HWY_INLINE hn::Vec<DF> Load(DF df, const T* HWY_RESTRICT p) {
     return LoadF16AsF32(df, p);
@@ -88,6 +104,7 @@ struct F16Weights {
 
 struct BF16Weights {
   using T = uint16_t;
+  static constexpr bool kPrefetchAlone = true;
   template <class DF>
   static HWY_INLINE hn::Vec<DF> Load(DF df, const T* HWY_RESTRICT p) {
     return LoadBF16AsF32(df, p);
@@ -151,9 +168,9 @@ HWY_INLINE void SumRowsOfLanes(DF df, hn::Vec<DF>* HWY_RESTRICT acc, float* HWY_
 }
 
 // out[r] = W[r, :] . x for kRows consecutive rows of a dense weight matrix, read one row after
-// the other, kStreamAheadBytes ahead prefetched. w: [kRows, cols] at row stride cols,
-// x: [cols] (from L1: reloaded per row), out: [kRows].
-template <size_t kRows, class Weights, class DF>
+// the other, kStreamAheadBytes ahead prefetched if kPrefetch. w: [kRows, cols] at row stride
+// cols, x: [cols] (from L1: reloaded per row), out: [kRows].
+template <size_t kRows, class Weights, bool kPrefetch, class DF>
 HWY_INLINE void DotRowsDense(DF df, const typename Weights::T* HWY_RESTRICT w, size_t cols,
                              const float* HWY_RESTRICT x, float* HWY_RESTRICT out) {
   using V = hn::Vec<DF>;
@@ -168,7 +185,9 @@ HWY_INLINE void DotRowsDense(DF df, const typename Weights::T* HWY_RESTRICT w, s
     size_t i = 0;
     if (cols >= 2 * N) {
       for (; i <= cols - 2 * N; i += 2 * N) {
-        PrefetchAhead(row + i, 2 * N * sizeof(T), kStreamAheadBytes);  // Past W: harmless.
+        if constexpr (kPrefetch) {
+          PrefetchAhead(row + i, 2 * N * sizeof(T), kStreamAheadBytes);  // Past W: harmless.
+        }
         acc0 = hn::MulAdd(Weights::Load(df, row + i), hn::LoadU(df, x + i), acc0);
         acc1 = hn::MulAdd(Weights::Load(df, row + i + N), hn::LoadU(df, x + i + N), acc1);
       }
@@ -249,8 +268,8 @@ HWY_INLINE void StoreRows(const float* HWY_RESTRICT sums, const float* HWY_RESTR
 }
 
 // w: [rows, cols] dense, x: [cols], bias: [rows] or null, y: [rows]. cached: W is in cache
-// (MatVecSource::kCache).
-template <class Weights>
+// (MatVecSource::kCache). kPrefetch: rows read one after the other take the software prefetch.
+template <class Weights, bool kPrefetch>
 HWY_NOINLINE void MatVecDense(const ops::WeightView& w, const float* HWY_RESTRICT x,
                               const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
                               size_t row_begin, size_t row_end, bool cached) {
@@ -266,16 +285,16 @@ HWY_NOINLINE void MatVecDense(const ops::WeightView& w, const float* HWY_RESTRIC
     }
   }
   for (; r + kMatVecRows <= row_end; r += kMatVecRows) {
-    DotRowsDense<kMatVecRows, Weights>(df, data + r * cols, cols, x, sums);
+    DotRowsDense<kMatVecRows, Weights, kPrefetch>(df, data + r * cols, cols, x, sums);
     StoreRows<kMatVecRows>(sums, bias, r, y);
   }
   if (kMatVecRows > 4 && r + 4 <= row_end) {
-    DotRowsDense<4, Weights>(df, data + r * cols, cols, x, sums);
+    DotRowsDense<4, Weights, kPrefetch>(df, data + r * cols, cols, x, sums);
     StoreRows<4>(sums, bias, r, y);
     r += 4;
   }
   for (; r < row_end; ++r) {
-    DotRowsDense<1, Weights>(df, data + r * cols, cols, x, sums);
+    DotRowsDense<1, Weights, kPrefetch>(df, data + r * cols, cols, x, sums);
     StoreRows<1>(sums, bias, r, y);
   }
 }
@@ -655,20 +674,31 @@ HWY_NOINLINE inline void MatVecQ8(const ops::WeightView& w, const float* HWY_RES
 
 // ------------------------------------------------------------------ entry point
 
+// MatVecDense for the reading order and prefetch that `source` calls for (see Weights).
+template <class Weights>
+HWY_INLINE void MatVecDenseFrom(const ops::WeightView& w, const float* HWY_RESTRICT x,
+                                const float* HWY_RESTRICT bias, float* HWY_RESTRICT y,
+                                size_t row_begin, size_t row_end, ops::MatVecSource source) {
+  if (!Weights::kPrefetchAlone && source == ops::MatVecSource::kMemory) {
+    return MatVecDense<Weights, false>(w, x, bias, y, row_begin, row_end, false);
+  }
+  MatVecDense<Weights, true>(w, x, bias, y, row_begin, row_end,
+                             source == ops::MatVecSource::kCache);
+}
+
 // w: [rows, cols], x: [cols], bias: [rows] or null, y: [rows]; rows [row_begin, row_end).
-// cached: W is in cache (MatVecSource::kCache).
 inline void MatVecImpl(const ops::WeightView& w, const float* HWY_RESTRICT x,
                        const float* HWY_RESTRICT bias, float* HWY_RESTRICT y, size_t row_begin,
-                       size_t row_end, bool cached = false) {
+                       size_t row_end, ops::MatVecSource source = ops::MatVecSource::kMemory) {
   switch (w.type) {
     case ops::WeightType::kF32:
-      return MatVecDense<F32Weights>(w, x, bias, y, row_begin, row_end, cached);
+      return MatVecDenseFrom<F32Weights>(w, x, bias, y, row_begin, row_end, source);
     case ops::WeightType::kF16:
-      return MatVecDense<F16Weights>(w, x, bias, y, row_begin, row_end, cached);
+      return MatVecDenseFrom<F16Weights>(w, x, bias, y, row_begin, row_end, source);
     case ops::WeightType::kBF16:
-      return MatVecDense<BF16Weights>(w, x, bias, y, row_begin, row_end, cached);
+      return MatVecDenseFrom<BF16Weights>(w, x, bias, y, row_begin, row_end, source);
     case ops::WeightType::kQ8_0:
-      return MatVecQ8(w, x, bias, y, row_begin, row_end, cached);
+      return MatVecQ8(w, x, bias, y, row_begin, row_end, source == ops::MatVecSource::kCache);
   }
 }
 

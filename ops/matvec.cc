@@ -18,8 +18,8 @@ namespace recur::HWY_NAMESPACE {
 
 // The per-target function the dispatch table points at.
 void MatVecTarget(const ops::WeightView& w, const float* x, const float* bias, float* y,
-                  size_t row_begin, size_t row_end, bool cached) {
-  MatVecImpl(w, x, bias, y, row_begin, row_end, cached);
+                  size_t row_begin, size_t row_end, ops::MatVecSource source) {
+  MatVecImpl(w, x, bias, y, row_begin, row_end, source);
 }
 
 }  // namespace recur::HWY_NAMESPACE
@@ -43,8 +43,7 @@ namespace recur::ops {
 void MatVec(const WeightView& w, const float* x, const float* bias, float* y, size_t row_begin,
             size_t row_end, MatVecSource source) {
   if (row_begin >= row_end) return;
-  HWY_DYNAMIC_DISPATCH(MatVecTarget)(w, x, bias, y, row_begin, row_end,
-                                     source == MatVecSource::kCache);
+  HWY_DYNAMIC_DISPATCH(MatVecTarget)(w, x, bias, y, row_begin, row_end, source);
 }
 
 }  // namespace recur::ops

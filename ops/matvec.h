@@ -17,12 +17,14 @@ namespace recur::ops {
 // exact in int32; ops::MatMul rounds X the same way. An x holding inf or NaN is used as it is.
 // Dispatches to the best Highway target once per call.
 //
-// source says where W is, which decides the order the kernel reads rows in; the result is the
-// same bits either way. kMemory (decode: W streams from DRAM): one row after the other, so W is
-// one ascending stream. kCache (the caller has just read these rows, as a batched decode has for
-// every vector after the first): rows side by side, sharing each load of x, which is what bounds
-// a matvec from cache.
-enum class MatVecSource { kMemory, kCache };
+// source says where W is, which decides the order the kernel reads rows in and how it prefetches;
+// the result is the same bits for every source. kMemory (decode on one thread: W streams from
+// DRAM to this core alone): one row after the other, so W is one ascending stream. kMemoryShared
+// (decode split over threads: other cores stream W too): the same order, with software prefetch
+// for every weight type, where kMemory leaves f32 to the hardware prefetchers. kCache (the caller
+// has just read these rows, as a batched decode has for every vector after the first): rows side
+// by side, sharing each load of x, which is what bounds a matvec from cache.
+enum class MatVecSource { kMemory, kMemoryShared, kCache };
 void MatVec(const WeightView& w, const float* x, const float* bias, float* y, size_t row_begin,
             size_t row_end, MatVecSource source = MatVecSource::kMemory);
 

@@ -152,7 +152,7 @@ void Session::RunLayers(size_t tokens, bool step) {
 void Session::Head(const float* normed, float* out) const {
   const Model::Runtime& rt = *model_->rt_;
   rt.threads.ParallelFor(rt.head.rows, kHeadRowGrain, [&](size_t begin, size_t end) {
-    ops::MatVec(rt.head, normed, rt.head_bias, out, begin, end);
+    ops::MatVec(rt.head, normed, rt.head_bias, out, begin, end, StreamSource(rt.threads));
   });
 }
 

@@ -129,7 +129,7 @@ void ProjectRows(const ops::WeightView& w, const float* in, size_t T, const floa
   // 64 rows per task: a multiple of every target's lane count, and at least a few KiB of weights.
   threads.ParallelFor(w.rows, 64, [&](size_t begin, size_t end) {
     if (T == 1) {
-      ops::MatVec(w, in, bias, out, begin, end);
+      ops::MatVec(w, in, bias, out, begin, end, StreamSource(threads));
     } else {
       ops::MatMul(w, in, T, bias, out, begin, end, threads.SlotScratch());
     }

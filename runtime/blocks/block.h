@@ -13,6 +13,7 @@
 #include "formats/recur_file.h"
 #include "formats/recur_generated.h"
 #include "formats/status.h"
+#include "ops/matvec.h"
 #include "ops/types.h"
 #include "runtime/threads.h"
 
@@ -127,6 +128,12 @@ Result<std::unique_ptr<Block>> MakeSoftmaxAttention(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeRwkv(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeHippo(const LayerContext& ctx);
 Result<std::unique_ptr<Block>> MakeS4d(const LayerContext& ctx);
+
+// How a decode step's matvec split over `threads` finds W: streaming from memory to this core
+// alone (one thread) or to every core at once, where the kernels prefetch more (ops/matvec.h).
+inline ops::MatVecSource StreamSource(const Threads& threads) {
+  return threads.size() > 1 ? ops::MatVecSource::kMemoryShared : ops::MatVecSource::kMemory;
+}
 
 // out[t] = w in[t] (+ bias) for the T rows of `in`, split over the threads by rows of w: one
 // matvec per row range when T == 1 (a decode step), else a matmul (prefill).

@@ -117,11 +117,11 @@ class Mamba1Block final : public Block {
     float* ssm_state = state + ops::Conv1dStateSize(d_inner_, d_conv_);  // [d_inner, d_state]
 
     threads.ParallelFor(2 * d_inner_, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(in_proj_, x, in_bias_, xz, begin, end);
+      ops::MatVec(in_proj_, x, in_bias_, xz, begin, end, StreamSource(threads));
     });
     ops::Conv1dStep(conv_state, xz, conv_w_, conv_b_, d_inner_, d_conv_, /*silu=*/true, xc);
     threads.ParallelFor(x_proj_.rows, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(x_proj_, xc, nullptr, xdbl, begin, end);
+      ops::MatVec(x_proj_, xc, nullptr, xdbl, begin, end, StreamSource(threads));
     });
     const float* b = xdbl + dt_rank_;
     const float* c = b + d_state_;
@@ -129,13 +129,13 @@ class Mamba1Block final : public Block {
     // Each thread runs its channels through dt, the scan and the gate without waiting for the
     // others: every step after dt_proj reads only its own channels (and the shared B, C).
     threads.ParallelFor(d_inner_, kChannelGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(dt_proj_, xdbl, dt_bias_, dt, begin, end);
+      ops::MatVec(dt_proj_, xdbl, dt_bias_, dt, begin, end, StreamSource(threads));
       ops::SoftplusInPlace(dt + begin, end - begin);
       ops::SelectiveScanStep(ssm_state, xc, dt, a_.data(), b, c, d_skip_, d_state_, begin, end, xc);
       ops::MulSiLU(xc + begin, z + begin, xc + begin, end - begin);
     });
     threads.ParallelFor(d_model_, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(out_proj_, xc, out_bias_, out, begin, end);
+      ops::MatVec(out_proj_, xc, out_bias_, out, begin, end, StreamSource(threads));
     });
   }
 

@@ -152,7 +152,7 @@ class Mamba2Block final : public Block {
     float* dt = scratch + lay.dt;          // [n_heads]
     float* y = scratch + lay.y;            // [d_inner]
     threads.ParallelFor(d_.proj_dim, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(in_proj_, x, in_proj_bias_, zxbcdt, begin, end);
+      ops::MatVec(in_proj_, x, in_proj_bias_, zxbcdt, begin, end, StreamSource(threads));
     });
     ComputeDt(zxbcdt, 1, dt);
     ops::Conv1dStep(state, zxbcdt + d_.d_inner, conv_w_, conv_b_, d_.conv_dim, d_.d_conv,
@@ -166,7 +166,7 @@ class Mamba2Block final : public Block {
     ops::GatedRMSNorm(y, zxbcdt, norm_w_, d_.d_inner / d_.n_groups, spec_.norm_eps(),
                       spec_.norm_before_gate(), y, d_.d_inner);
     threads.ParallelFor(d_.d_model, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(out_proj_, y, out_proj_bias_, out, begin, end);
+      ops::MatVec(out_proj_, y, out_proj_bias_, out, begin, end, StreamSource(threads));
     });
   }
 

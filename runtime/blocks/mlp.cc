@@ -56,12 +56,12 @@ class MlpBlock final : public Block {
     float* h = scratch;          // [d_ff]
     float* g = scratch + d_ff;   // [d_ff] (glu only)
     threads.ParallelFor(d_ff, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(up_, x, up_bias_, h, begin, end);
-      if (spec_.glu()) ops::MatVec(gate_, x, gate_bias_, g, begin, end);
+      ops::MatVec(up_, x, up_bias_, h, begin, end, StreamSource(threads));
+      if (spec_.glu()) ops::MatVec(gate_, x, gate_bias_, g, begin, end, StreamSource(threads));
     });
     Finish(h, g, 1);
     threads.ParallelFor(down_.rows, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(down_, h, down_bias_, out, begin, end);
+      ops::MatVec(down_, h, down_bias_, out, begin, end, StreamSource(threads));
     });
   }
 

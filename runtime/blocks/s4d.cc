@@ -129,7 +129,7 @@ class S4dBlock final : public Block {
     ops::S4dScanChunk(params_, state, state + h_ * m_, x, h_, 1, y, h_);
     Finish(x, y, 1);
     threads.ParallelFor(out_rows_, kRowGrain, [&](size_t begin, size_t end) {
-      ops::MatVec(out_proj_, y, out_bias_, z, begin, end);
+      ops::MatVec(out_proj_, y, out_bias_, z, begin, end, StreamSource(threads));
     });
     Glu(z, out, 1);
   }

@@ -35,7 +35,8 @@ using testing::TestMatrix;
 constexpr double kRelTol = 1e-5;
 
 // Runs MatVec over [row_begin, row_end) and checks it against the reference, and that reading W
-// as if in cache gives the same bits; entries outside the range must keep their sentinel.
+// as if shared with other cores or in cache gives the same bits; entries outside the range must
+// keep their sentinel.
 void CheckMatVec(const TestMatrix& m, const float* x, const float* bias, size_t row_begin,
                  size_t row_end) {
   const WeightView& w = m.view;
@@ -46,9 +47,13 @@ void CheckMatVec(const TestMatrix& m, const float* x, const float* bias, size_t 
   ref::MatVec(w, x, bias, expected.data(), row_begin, row_end);
   // W in cache is read in another order (rows side by side) and must give the same bits:
   // batched decoding mixes the two and promises the same result as separate steps.
-  std::vector<float> y_cached(w.rows, kSentinel);
-  MatVec(w, x, bias, y_cached.data(), row_begin, row_end, MatVecSource::kCache);
-  CHECK((y.empty() || std::memcmp(y.data(), y_cached.data(), y.size() * sizeof(float)) == 0));
+  // Shared memory only adds prefetches.
+  for (const MatVecSource source : {MatVecSource::kMemoryShared, MatVecSource::kCache}) {
+    CAPTURE(static_cast<int>(source));
+    std::vector<float> y_other(w.rows, kSentinel);
+    MatVec(w, x, bias, y_other.data(), row_begin, row_end, source);
+    CHECK((y.empty() || std::memcmp(y.data(), y_other.data(), y.size() * sizeof(float)) == 0));
+  }
   double worst = 0.0;  // Largest error / tolerance seen.
   for (size_t r = 0; r < w.rows; ++r) {
     if (r < row_begin || r >= row_end) {
