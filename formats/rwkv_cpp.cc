@@ -61,14 +61,6 @@ std::vector<int64_t> Squeezed(const std::vector<int64_t>& shape) {
   return out;
 }
 
-// A tensor's values as f32 (FP32 or FP16 records).
-std::vector<float> ValuesOf(const RwkvCppTensor& t) {
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  (void)ConvertRow(t.type == 1 ? DType::kF16 : DType::kF32, t.data, DType::kF32, v.data(),
-                   v.size());
-  return v;
-}
-
 float ClampedLog(double x) {
   const double l = x > 0.0 ? std::log(x) : -kLogClamp;
   return static_cast<float>(std::clamp(l, -kLogClamp, kLogClamp));
@@ -109,6 +101,12 @@ int64_t RwkvCppTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
+}
+
+std::vector<float> RwkvCppTensor::Values() const {
+  std::vector<float> v(static_cast<size_t>(numel()));
+  (void)ConvertRow(type == 1 ? DType::kF16 : DType::kF32, data, DType::kF32, v.data(), v.size());
+  return v;
 }
 
 const RwkvCppTensor* RwkvCppFile::Find(const std::string& name) const {
@@ -352,8 +350,8 @@ Result<ConvertReport> ConvertRwkvCpp(const ConvertOptions& options,
         }
         used.insert(w->name);
         used.insert(bias->name);
-        const std::vector<float> wv = ValuesOf(*w), bv = ValuesOf(*bias);
-        *out = ValuesOf(t);
+        const std::vector<float> wv = w->Values(), bv = bias->Values();
+        *out = t.Values();
         for (size_t r = 0; r < out->size() / C; ++r) {
           float* x = out->data() + r * C;
           double mean = 0.0, var = 0.0;
@@ -387,20 +385,20 @@ Result<ConvertReport> ConvertRwkvCpp(const ConvertOptions& options,
             return InvalidArgument("expected 6 x " + std::to_string(C) + " values, found " +
                                    ShapeText(t.shape));
           }
-          const std::vector<float> all = ValuesOf(t);
+          const std::vector<float> all = t.Values();
           out->assign(all.begin() + row * C, all.begin() + (row + 1) * C);
           return Status::Ok();
         };
       } else if (v == 6 && rest == "att.time_decay") {
         // Stored raw, reshaped from (1, 1, C) to (H, S, 1): the same values in the same order.
         transform = [](const RwkvCppTensor& t, std::vector<float>* out) -> Status {
-          *out = ValuesOf(t);
+          *out = t.Values();
           return Status::Ok();
         };
       } else if (v == 4 && rest == "att.time_decay") {
         // Stored -exp(w).
         transform = [](const RwkvCppTensor& t, std::vector<float>* out) -> Status {
-          *out = ValuesOf(t);
+          *out = t.Values();
           for (float& x : *out) {
             if (!(x <= 0.0f)) {
               return InvalidArgument("a v4 time_decay is stored as -exp(w) <= 0, found " +
@@ -413,7 +411,7 @@ Result<ConvertReport> ConvertRwkvCpp(const ConvertOptions& options,
       } else if (v == 5 && rest == "att.time_decay") {
         // Stored exp(-exp(w)).
         transform = [](const RwkvCppTensor& t, std::vector<float>* out) -> Status {
-          *out = ValuesOf(t);
+          *out = t.Values();
           for (float& x : *out) {
             if (!(x >= 0.0f && x <= 1.0f)) {
               return InvalidArgument("a v5 time_decay is stored as exp(-exp(w)) in [0, 1], found " +
@@ -427,7 +425,7 @@ Result<ConvertReport> ConvertRwkvCpp(const ConvertOptions& options,
       } else if (v == 5 && rest == "att.time_first") {
         // v5.1: stored exp(u).
         transform = [](const RwkvCppTensor& t, std::vector<float>* out) -> Status {
-          *out = ValuesOf(t);
+          *out = t.Values();
           for (float& x : *out) {
             if (!(x >= 0.0f) || !std::isfinite(x)) {
               return InvalidArgument("a v5.1 time_first is stored as exp(u) >= 0, found " +

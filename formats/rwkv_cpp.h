@@ -28,6 +28,8 @@ struct RwkvCppTensor {
   size_t size = 0;              // Bytes.
 
   int64_t numel() const;
+  // The values as f32 (FP32 or FP16 records), copied: the file's data is not aligned.
+  std::vector<float> Values() const;
 };
 
 // A parsed rwkv.cpp file, holding its bytes.

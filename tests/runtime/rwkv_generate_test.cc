@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -170,16 +169,10 @@ double V7DistanceFromInitialisation(const RwkvCppFile& file) {
   const int C = file.n_embed;
   const int layers = file.n_layer;
   double distance = 0.0;
-  auto values = [&](const std::string& name) {
+  auto compare = [&](const std::string& name, auto initial) {
     const RwkvCppTensor* t = file.Find(name);
     REQUIRE_MESSAGE(t != nullptr, name);
-    REQUIRE(t->type == 0);
-    std::vector<float> v(static_cast<size_t>(t->numel()));
-    std::memcpy(v.data(), t->data, v.size() * sizeof(float));
-    return v;
-  };
-  auto compare = [&](const std::string& name, auto initial) {
-    const std::vector<float> v = values(name);
+    const std::vector<float> v = t->Values();
     for (size_t i = 0; i < v.size(); ++i) {
       distance = std::max(distance, std::abs(static_cast<double>(v[i]) - initial(i)));
     }
